@@ -1,0 +1,47 @@
+//! Python's `multiprocessing`, in Rust.
+//!
+//! The runtime behind the lessons of this workspace: each module ports one part of Python's
+//! `multiprocessing` package and keeps its names and semantics, edge cases included, while
+//! fixing its known traps. Every misuse is a typed [`Error`], never an `assert` that
+//! `python -O` removes.
+//!
+//! | Python | here |
+//! | --- | --- |
+//! | `Process(target=f, args=(i,))` | [`Process::new`]`(move \|\| f(i))` |
+//! | `Process(name=..., daemon=...)` | [`Process::builder`] |
+//! | `p.exitcode` | [`Process::exitcode`], [`ExitStatus`] |
+//! | `sys.exit(n)` in a child | [`exit`] |
+//! | `current_process()`, `parent_process()` | [`current_process`], [`parent_process`] |
+//! | `active_children()`, `cpu_count()` | [`active_children`], [`cpu_count`] |
+//!
+//! # Example
+//!
+//! ```no_run
+//! use multiprocessing::Process;
+//!
+//! fn worker(num: i32) {
+//!     println!("Worker: {num}");
+//! }
+//!
+//! fn main() -> multiprocessing::Result<()> {
+//!     let jobs: Vec<Process> = (0..5).map(|i| Process::new(move || worker(i))).collect();
+//!     for p in &jobs {
+//!         p.start()?;
+//!     }
+//!     for p in &jobs {
+//!         p.join()?;
+//!     }
+//!     Ok(())
+//! }
+//! ```
+
+pub mod error;
+pub mod process;
+
+pub use error::{Error, Result};
+/// Signals, for [`Process::signal`] and [`ExitStatus::signal`].
+pub use nix::sys::signal::Signal;
+pub use process::{
+    Builder, CurrentProcess, ExitStatus, Outcome, ParentProcess, Process, active_children,
+    cpu_count, current_process, exit, parent_process,
+};

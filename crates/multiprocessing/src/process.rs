@@ -1,0 +1,559 @@
+//! Python's `multiprocessing.Process`: run a closure in a forked child process.
+//!
+//! A [`Process`] is a handle, like Python's `Process` object: cloning it gives another handle
+//! to the same process. Create one from a closure, [`start`](Process::start) it, and
+//! [`join`](Process::join) it to learn how it ended.
+//!
+//! The child is made with `fork`, Python's default start method on Linux: it begins as a copy
+//! of the parent, so the closure and everything it captured are simply there. Arguments are
+//! captured with `move`, the Rust counterpart of `args=(i,)`; nothing is pickled.
+
+mod child;
+mod state;
+mod status;
+mod wait;
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::error::{Error, Result};
+pub use child::{Outcome, exit};
+pub use status::ExitStatus;
+use wait::Waiter;
+
+/// How long a daemonic child gets to end after `SIGTERM` at exit, before `SIGKILL`.
+const DAEMON_GRACE: Duration = Duration::from_secs(1);
+
+/// The closure a child runs, already wrapped to turn its outcome into an exit code.
+type Target = Box<dyn FnOnce() -> i32 + Send>;
+
+/// A process running a closure: Python's `multiprocessing.Process`.
+///
+/// Cheap to clone; every clone is a handle to the same process, as every Python reference to
+/// a `Process` object is. Methods take `&self`, so one thread can [`join`](Process::join)
+/// while another calls [`terminate`](Process::terminate).
+///
+/// # Example
+///
+/// ```no_run
+/// use multiprocessing::Process;
+///
+/// # fn main() -> multiprocessing::Result<()> {
+/// let p = Process::new(|| println!("Worker"));
+/// p.start()?;
+/// assert_eq!(p.join()?.exitcode(), 0);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The lessons `lesson-spawn`, `lesson-daemon` and `lesson-exitcode` run more.
+#[derive(Clone)]
+pub struct Process {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Python's `_identity`, fixed at creation; gives the default name.
+    identity: Vec<u64>,
+    /// The pid of the process that created this handle: only it may start, wait for or
+    /// signal the child.
+    creator: u32,
+    /// Name and daemon flag; both can change, the flag only before `start`.
+    meta: Mutex<Meta>,
+    /// The closure, until `start` takes it.
+    target: Mutex<Option<Target>>,
+    /// Set once by `start`.
+    waiter: OnceLock<Waiter>,
+}
+
+struct Meta {
+    name: String,
+    daemon: bool,
+}
+
+/// Names and flags for a [`Process`] before it exists: Python's keyword arguments
+/// `name=` and `daemon=`.
+///
+/// # Example
+///
+/// ```
+/// use multiprocessing::Process;
+///
+/// let d = Process::builder().name("daemon").daemon(true).target(|| ());
+/// assert_eq!(d.name(), "daemon");
+/// assert!(d.daemon());
+/// ```
+#[derive(Debug, Default)]
+#[must_use]
+pub struct Builder {
+    name: Option<String>,
+    daemon: bool,
+}
+
+impl Builder {
+    /// Names the process; without a name it is called `Process-N`.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Marks the process daemonic: it is terminated, not waited for, when its parent ends.
+    pub fn daemon(mut self, daemon: bool) -> Builder {
+        self.daemon = daemon;
+        self
+    }
+
+    /// Creates the process that will run `target`. It does not start yet.
+    ///
+    /// The closure's return value decides the exit code through [`Outcome`]: `()` and `Ok`
+    /// give 0, an `Err` is printed and gives 1, as an uncaught exception does in Python.
+    pub fn target<F, R>(self, target: F) -> Process
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Outcome,
+    {
+        let state = state::current();
+        let identity = state.next_identity();
+        let name = self.name.unwrap_or_else(|| default_name(&identity));
+        Process {
+            inner: Arc::new(Inner {
+                identity,
+                creator: state.pid,
+                meta: Mutex::new(Meta {
+                    name,
+                    daemon: self.daemon,
+                }),
+                target: Mutex::new(Some(Box::new(move || target().exit_code()))),
+                waiter: OnceLock::new(),
+            }),
+        }
+    }
+}
+
+/// `Process-1`, `Process-1:2`, ... as Python names them.
+fn default_name(identity: &[u64]) -> String {
+    let numbers: Vec<String> = identity.iter().map(u64::to_string).collect();
+    format!("Process-{}", numbers.join(":"))
+}
+
+/// Locks a mutex whose data stays valid even if a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Process {
+    /// Creates a process that will run `target`, named `Process-N`, not daemonic.
+    ///
+    /// Equivalent to `Process::builder().target(target)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use multiprocessing::Process;
+    ///
+    /// let num = 3;
+    /// let p = Process::new(move || println!("Worker: {num}"));
+    /// assert!(p.name().starts_with("Process-"));
+    /// ```
+    pub fn new<F, R>(target: F) -> Process
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Outcome,
+    {
+        Builder::default().target(target)
+    }
+
+    /// Starts building a process with a name or the daemon flag.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Forks the child, which runs the target and then ends.
+    ///
+    /// Before forking, finished children of this process are reaped, as Python does on every
+    /// `start`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyStarted`] the second time, [`Error::NotAChild`] when called in another
+    /// process than the one that created the handle, [`Error::DaemonicChildren`] in a
+    /// daemonic process, [`Error::Os`] when `fork` fails (too many processes, no memory).
+    pub fn start(&self) -> Result<()> {
+        let state = state::current();
+        self.check_creator()?;
+        if state.daemon {
+            return Err(Error::DaemonicChildren);
+        }
+        let mut target = lock(&self.inner.target).take();
+        if target.is_none() {
+            return Err(Error::AlreadyStarted { name: self.name() });
+        }
+        reap_finished(state);
+        let child_state = Box::new(state::State::child(self, state));
+        let pid = match child::fork(&mut target, child_state) {
+            Ok(pid) => pid,
+            Err(errno) => {
+                // Nothing started: put the target back, so a later start can try again.
+                *lock(&self.inner.target) = target;
+                return Err(Error::os("cannot fork a child")(errno));
+            }
+        };
+        let waiter = Waiter::new(pid);
+        // `start` took the target under its lock, so only one call gets here.
+        let _ = self.inner.waiter.set(waiter);
+        state.children().push(self.clone());
+        Ok(())
+    }
+
+    /// Waits until the process ends and returns how it ended.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotStarted`] before `start`, [`Error::NotAChild`] in another process than
+    /// the parent, [`Error::Os`] if the wait fails.
+    pub fn join(&self) -> Result<ExitStatus> {
+        let status = self.wait_until(None)?;
+        Ok(status.expect("a wait without deadline returns only when the process has ended"))
+    }
+
+    /// Waits at most `timeout` for the process to end: Python's `join(timeout)`.
+    ///
+    /// Returns `Some` with how it ended, or `None` when it is still running after `timeout`
+    /// (Python returns nothing and leaves you to call `is_alive()`).
+    ///
+    /// # Errors
+    ///
+    /// As [`join`](Process::join).
+    pub fn join_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
+        let waiter = self.waiter()?;
+        let status = waiter.wait(deadline)?;
+        if status.is_some() {
+            let state = state::current();
+            state
+                .children()
+                .retain(|child| !Arc::ptr_eq(&child.inner, &self.inner));
+        }
+        Ok(status)
+    }
+
+    /// Whether the process has started and not yet ended.
+    ///
+    /// A process that has ended is reaped here, so it does not stay a zombie.
+    /// In a process other than the parent, the answer comes from `kill(pid, 0)`.
+    pub fn is_alive(&self) -> bool {
+        let Some(waiter) = self.inner.waiter.get() else {
+            return false;
+        };
+        if self.check_creator().is_err() {
+            return nix::sys::signal::kill(waiter.pid(), None).is_ok();
+        }
+        matches!(waiter.poll(), Ok(None))
+    }
+
+    /// Sends `SIGTERM`, as Python's `terminate()` does on Unix.
+    ///
+    /// The child dies at once unless it handles the signal: its destructors do not run, and
+    /// its own children are left running, as in Python. Does nothing if it has already ended.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotStarted`], [`Error::NotAChild`], or [`Error::Os`] if `kill` fails.
+    pub fn terminate(&self) -> Result<()> {
+        self.signal(Signal::SIGTERM)
+    }
+
+    /// Sends `SIGKILL`, which the child cannot handle: Python's `kill()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`terminate`](Process::terminate).
+    pub fn kill(&self) -> Result<()> {
+        self.signal(Signal::SIGKILL)
+    }
+
+    /// Sends `signal` to the child, unless it has already ended.
+    ///
+    /// See also: [`kill(2)`](https://man7.org/linux/man-pages/man2/kill.2.html).
+    ///
+    /// # Errors
+    ///
+    /// As [`terminate`](Process::terminate).
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        self.waiter()?.signal(signal)
+    }
+
+    /// The child's process id, once started.
+    pub fn pid(&self) -> Option<u32> {
+        self.inner
+            .waiter
+            .get()
+            .map(|waiter| waiter.pid().as_raw().unsigned_abs())
+    }
+
+    /// Python's `exitcode`: `None` while running or before `start`, then the exit code, or
+    /// minus the number of the signal that killed it.
+    pub fn exitcode(&self) -> Option<i32> {
+        self.status().map(ExitStatus::exitcode)
+    }
+
+    /// How the process ended, if it has; reaps it if it just did.
+    pub fn status(&self) -> Option<ExitStatus> {
+        let waiter = self.inner.waiter.get()?;
+        if self.check_creator().is_err() {
+            return None;
+        }
+        waiter.poll().ok().flatten()
+    }
+
+    /// The process's name.
+    pub fn name(&self) -> String {
+        lock(&self.inner.meta).name.clone()
+    }
+
+    /// Renames the process; in the child, `current_process().name()` gives the name it had
+    /// when it was started.
+    pub fn set_name(&self, name: impl Into<String>) {
+        lock(&self.inner.meta).name = name.into();
+    }
+
+    /// Whether the process is daemonic.
+    pub fn daemon(&self) -> bool {
+        lock(&self.inner.meta).daemon
+    }
+
+    /// Sets the daemon flag: Python's `p.daemon = True`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DaemonAfterStart`] once the process has been started.
+    pub fn set_daemon(&self, daemon: bool) -> Result<()> {
+        if self.inner.waiter.get().is_some() || lock(&self.inner.target).is_none() {
+            return Err(Error::DaemonAfterStart { name: self.name() });
+        }
+        lock(&self.inner.meta).daemon = daemon;
+        Ok(())
+    }
+
+    /// Name and daemon flag, read together.
+    fn meta(&self) -> (String, bool) {
+        let meta = lock(&self.inner.meta);
+        (meta.name.clone(), meta.daemon)
+    }
+
+    fn waiter(&self) -> Result<&Waiter> {
+        self.check_creator()?;
+        self.inner
+            .waiter
+            .get()
+            .ok_or_else(|| Error::NotStarted { name: self.name() })
+    }
+
+    fn check_creator(&self) -> Result<()> {
+        if self.inner.creator == std::process::id() {
+            Ok(())
+        } else {
+            Err(Error::NotAChild { name: self.name() })
+        }
+    }
+}
+
+impl fmt::Display for Process {
+    /// Python's `repr`: `<Process name='Process-1' pid=42 parent=41 stopped exitcode=-SIGTERM>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (name, daemon) = self.meta();
+        write!(f, "<Process name='{name}'")?;
+        if let Some(pid) = self.pid() {
+            write!(f, " pid={pid}")?;
+        }
+        write!(f, " parent={}", self.inner.creator)?;
+        match (self.pid(), self.status()) {
+            (None, _) => write!(f, " initial")?,
+            (Some(_), None) => write!(f, " started")?,
+            (Some(_), Some(status)) => write!(f, " stopped exitcode={}", status.repr())?,
+        }
+        if daemon {
+            write!(f, " daemon")?;
+        }
+        write!(f, ">")
+    }
+}
+
+impl fmt::Debug for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Reaps children that have ended and drops them from the registry (Python's `_cleanup`).
+fn reap_finished(state: &state::State) {
+    state.children().retain(Process::is_alive);
+}
+
+/// What the current process knows about itself: Python's `current_process()`.
+///
+/// # Example
+///
+/// ```
+/// let me = multiprocessing::current_process();
+/// assert_eq!(me.name(), "MainProcess");
+/// assert_eq!(me.pid(), std::process::id());
+/// assert!(!me.daemon());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CurrentProcess {
+    name: String,
+    pid: u32,
+    daemon: bool,
+    parent: Option<u32>,
+}
+
+impl CurrentProcess {
+    /// `MainProcess` in the main program, the name it was started with in a child.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The process id, as `std::process::id()` gives it.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether this process is daemonic (then it cannot start children).
+    pub fn daemon(&self) -> bool {
+        self.daemon
+    }
+}
+
+impl fmt::Display for CurrentProcess {
+    /// `<_MainProcess name='MainProcess' parent=None started>` in the main program.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.parent {
+            None => write!(f, "<_MainProcess name='{}' parent=None started>", self.name),
+            Some(parent) => {
+                let daemon = if self.daemon { " daemon" } else { "" };
+                write!(
+                    f,
+                    "<Process name='{}' pid={} parent={parent} started{daemon}>",
+                    self.name, self.pid
+                )
+            }
+        }
+    }
+}
+
+/// The process this code runs in: Python's `multiprocessing.current_process()`.
+///
+/// # Example
+///
+/// ```no_run
+/// use multiprocessing::{current_process, Process};
+///
+/// # fn main() -> multiprocessing::Result<()> {
+/// let p = Process::builder()
+///     .name("Test")
+///     .target(|| assert_eq!(current_process().name(), "Test"));
+/// p.start()?;
+/// p.join()?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn current_process() -> CurrentProcess {
+    let state = state::current();
+    CurrentProcess {
+        name: state.name.clone(),
+        pid: state.pid,
+        daemon: state.daemon,
+        parent: state.parent.as_ref().map(|(_, pid)| *pid),
+    }
+}
+
+/// The parent of the current process, as Python's `parent_process()` gives it.
+///
+/// `None` in the main program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParentProcess {
+    name: String,
+    pid: u32,
+}
+
+impl ParentProcess {
+    /// The parent's name (`MainProcess` for the main program).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The parent's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the parent is still running: once it ends, the child is adopted by another
+    /// process and its parent id changes.
+    pub fn is_alive(&self) -> bool {
+        nix::unistd::getppid() == Pid::from_raw(self.pid.cast_signed())
+    }
+}
+
+/// The process that started this one; `None` in the main program.
+///
+/// # Example
+///
+/// ```
+/// assert!(multiprocessing::parent_process().is_none());
+/// ```
+pub fn parent_process() -> Option<ParentProcess> {
+    let (name, pid) = state::current().parent.clone()?;
+    Some(ParentProcess { name, pid })
+}
+
+/// The children of this process that are still running: Python's `active_children()`.
+///
+/// Children that have ended are reaped on the way.
+///
+/// # Example
+///
+/// ```
+/// // A program that started nothing has no children.
+/// assert!(multiprocessing::active_children().is_empty());
+/// ```
+pub fn active_children() -> Vec<Process> {
+    let state = state::current();
+    reap_finished(state);
+    state.children().clone()
+}
+
+/// The number of CPUs this process may run on, as `std::thread::available_parallelism`
+/// counts them (it honours CPU affinity and cgroup quotas; Python's `cpu_count()` does not).
+///
+/// # Example
+///
+/// ```
+/// assert!(multiprocessing::cpu_count() >= 1);
+/// ```
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// What Python's exit handler does, for the current process: terminate the daemonic
+/// children, then wait for all of them. A daemonic child that outlives `SIGTERM` by
+/// [`DAEMON_GRACE`] is killed.
+pub(crate) fn finish_children() {
+    let children = active_children();
+    for child in children.iter().filter(|child| child.daemon()) {
+        let _ = child.terminate();
+    }
+    for child in &children {
+        if child.daemon() && matches!(child.join_timeout(DAEMON_GRACE), Ok(None)) {
+            let _ = child.kill();
+        }
+        let _ = child.join();
+    }
+}

@@ -1,0 +1,151 @@
+//! Waiting for a child with a deadline: Python's `Popen.wait(timeout)`.
+//!
+//! Linux gives a child a file descriptor (a pidfd) that becomes readable when it ends, so a
+//! join with a timeout is one `poll`. The child is reaped with `waitpid(WNOHANG)` under a
+//! lock, by whichever thread sees it first; its status is kept, so every later call gets the
+//! same answer. Until it is reaped its pid cannot be reused, which makes signalling it safe.
+
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::ExitStatus;
+use crate::error::{Error, Result};
+
+/// The longest sleep between two checks when the kernel has no pidfds.
+const MAX_BACKOFF: Duration = Duration::from_millis(10);
+
+/// A started child, until and after it ends.
+pub(super) struct Waiter {
+    pid: Pid,
+    /// Readable once the child has ended; `None` on kernels older than Linux 5.3.
+    pidfd: Option<OwnedFd>,
+    /// How it ended, once reaped.
+    status: Mutex<Option<ExitStatus>>,
+}
+
+impl Waiter {
+    pub(super) fn new(pid: Pid) -> Waiter {
+        Waiter {
+            pid,
+            pidfd: pidfd_open(pid),
+            status: Mutex::new(None),
+        }
+    }
+
+    pub(super) fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    fn status(&self) -> MutexGuard<'_, Option<ExitStatus>> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How the child ended, reaping it if it just did; `None` while it runs.
+    pub(super) fn poll(&self) -> Result<Option<ExitStatus>> {
+        let mut status = self.status();
+        if status.is_none() {
+            *status = reap(self.pid)?;
+        }
+        Ok(*status)
+    }
+
+    /// Waits until the child ends or `deadline` passes (never, for `None`).
+    pub(super) fn wait(&self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
+        let mut backoff = Duration::from_micros(100);
+        loop {
+            if let Some(status) = self.poll()? {
+                return Ok(Some(status));
+            }
+            let left = match deadline {
+                None => None,
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ok(None),
+                },
+            };
+            match &self.pidfd {
+                Some(pidfd) => wait_readable(pidfd, left)?,
+                None => {
+                    std::thread::sleep(left.map_or(backoff, |left| left.min(backoff)));
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Sends `signal`, unless the child has already been reaped.
+    pub(super) fn signal(&self, signal: Signal) -> Result<()> {
+        // Holding the status lock keeps other threads from reaping the child meanwhile, so
+        // the pid still names our child when the signal is sent.
+        let status = self.status();
+        if status.is_some() {
+            return Ok(());
+        }
+        match nix::sys::signal::kill(self.pid, signal) {
+            // A child that ended but is not reaped yet is a zombie; kill succeeds on it.
+            Ok(()) | Err(Errno::ESRCH) => Ok(()),
+            Err(errno) => Err(Error::Os {
+                context: "cannot signal the process",
+                errno,
+            }),
+        }
+    }
+}
+
+/// `waitpid(pid, WNOHANG)`: the status if the child has ended, `None` if it runs.
+fn reap(pid: Pid) -> Result<Option<ExitStatus>> {
+    loop {
+        let mut raw = 0;
+        // SAFETY: waitpid writes one int through a valid pointer.
+        let reaped = unsafe { libc::waitpid(pid.as_raw(), &mut raw, libc::WNOHANG) };
+        match reaped {
+            0 => return Ok(None),
+            -1 if Errno::last() == Errno::EINTR => continue,
+            -1 => {
+                return Err(Error::Os {
+                    context: "cannot wait for the process (was it reaped by someone else?)",
+                    errno: Errno::last(),
+                });
+            }
+            // Stopped and continued children have not ended: keep waiting.
+            _ => return Ok(ExitStatus::from_raw(raw)),
+        }
+    }
+}
+
+/// Blocks until `fd` is readable or `timeout` passes; a signal just ends the wait early.
+fn wait_readable(fd: &OwnedFd, timeout: Option<Duration>) -> Result<()> {
+    let timeout = match timeout {
+        None => PollTimeout::NONE,
+        // Round up, or a wait shorter than a millisecond would spin.
+        Some(left) => {
+            let millis = left.as_micros().div_ceil(1000).min(i32::MAX as u128);
+            PollTimeout::try_from(millis as i32).unwrap_or(PollTimeout::MAX)
+        }
+    };
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    match nix::poll::poll(&mut fds, timeout) {
+        Ok(_) | Err(Errno::EINTR) => Ok(()),
+        Err(errno) => Err(Error::Os {
+            context: "cannot wait for the process",
+            errno,
+        }),
+    }
+}
+
+/// A pidfd for `pid`, or `None` where the kernel has none (before Linux 5.3).
+fn pidfd_open(pid: Pid) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just gave us this descriptor (close-on-exec); nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}

@@ -1,0 +1,1 @@
+//! Checks that run the lessons and read the book; see `tests/`.
