@@ -19,7 +19,7 @@ const MAIN_NAME: &str = "MainProcess";
 pub(crate) struct State {
     /// The name this process goes by (`MainProcess`, `Process-1`, ...).
     pub(crate) name: String,
-    /// The process id, read once when the state is made.
+    /// The process id, read when the state is installed.
     pub(crate) pid: u32,
     /// Whether this process is daemonic (then it may not start children).
     pub(crate) daemon: bool,
@@ -106,6 +106,7 @@ pub(crate) fn current() -> &'static State {
 
 /// Installs a forked child's state. Called once, first thing in the child, when it is the
 /// only thread; the parent's copy is left as it was (and leaked), so no lock in it is used.
-pub(crate) fn install(state: Box<State>) {
+pub(crate) fn install(mut state: Box<State>) {
+    state.pid = std::process::id();
     STATE.store(Box::into_raw(state), Ordering::Release);
 }
