@@ -7,6 +7,17 @@
 //! The child is made with `fork`, Python's default start method on Linux: it begins as a copy
 //! of the parent, so the closure and everything it captured are simply there. Arguments are
 //! captured with `move`, the Rust counterpart of `args=(i,)`; nothing is pickled.
+//!
+//! # Fork and threads
+//!
+//! Only the thread that calls [`Process::start`] exists in the child. A lock that another
+//! thread held at that moment stays locked in the child forever, so the runtime holds the
+//! standard streams' locks across `fork`, keeps none of its own, and builds the child's state
+//! before forking. What the child's target touches is its own affair: a `Mutex` that another
+//! thread of the parent may hold is not safe to lock there. One such lock is easy to miss:
+//! under `cargo test`, `println!` writes to the harness's capture buffer through a lock of
+//! its own, so a child that prints while another thread of the same test prints can block.
+//! Tests that check what a program prints should run it as a subprocess.
 
 mod child;
 mod state;

@@ -50,6 +50,27 @@ impl Outcome for () {
     }
 }
 
+/// Names the type `!` on stable Rust, through the return type of a function pointer.
+/// Public only so that the impl below may use it; this module does not export it.
+pub trait Returns {
+    /// What the function returns.
+    type Output;
+}
+
+impl<T> Returns for fn() -> T {
+    /// `T`.
+    type Output = T;
+}
+
+/// `!`, the type of a closure that never returns, such as `|| exit(1)`.
+type Never = <fn() -> ! as Returns>::Output;
+
+impl Outcome for Never {
+    fn exit_code(self) -> i32 {
+        self
+    }
+}
+
 impl<T: Outcome, E: fmt::Debug> Outcome for Result<T, E> {
     fn exit_code(self) -> i32 {
         match self {

@@ -97,8 +97,9 @@ pub(crate) fn current() -> &'static State {
         // SAFETY: we just published `fresh`, which is leaked on purpose (see above).
         Ok(_) => unsafe { &*fresh },
         Err(winner) => {
-            // SAFETY: `fresh` was never shared; reclaim it. `winner` is valid as above.
+            // SAFETY: `fresh` was never shared, so we still own it.
             drop(unsafe { Box::from_raw(fresh) });
+            // SAFETY: `winner` was published by another thread and is never freed.
             unsafe { &*winner }
         }
     }
