@@ -1,0 +1,805 @@
+//! Runs every lesson and checks it against the output the book shows.
+//!
+//! Each binary under `lessons/` has one row in the `lessons!` table below, and each row becomes a
+//! `#[test]` that builds the lessons (once per test run), runs the binary in a process group of
+//! its own, and checks:
+//!
+//! 1. stdout against `output.txt`, or `output-<variant>.txt` for `src/bin/<variant>.rs`;
+//! 2. stderr against `stderr.txt` / `stderr-<variant>.txt` if that file exists, else that it is
+//!    empty;
+//! 3. that the lesson exits with code 0, or the one its row names;
+//! 4. that nothing it started outlives it: once it has exited, its process group is empty.
+//!
+//! These files use the rust-lang/book format: line 1 is the command that runs the lesson
+//! (`$ cargo run -p lesson-spawn --bin spawn-args`, with `--release` after `run` if the lesson is
+//! meant to be run that way), the rest is its output, in which `[PID]` stands for one or more digits
+//! and `[..]` for any text within a line. Rows marked `AnyOrder` compare lines as a multiset, for
+//! lessons whose processes print at the same time; this applies to stdout and stderr alike.
+//!
+//! The `consistency` test checks that the table, the binaries and the output files agree, and
+//! `comparisons` checks the patterns and the two ways of comparing lines.
+
+use std::collections::{HashMap, HashSet};
+use std::env;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// One `#[test]` per row: `test_name: package, binary, output file, Exact | AnyOrder`, optionally
+/// followed by `, exit <code>` when the lesson is meant to fail, and by `, may print "<line>"`
+/// for a stdout line that a race decides whether it appears (at most once, anywhere).
+macro_rules! lessons {
+    ($($test:ident: $package:literal, $bin:literal, $output:literal, $order:ident
+        $(, exit $code:literal)? $(, may print $racy:literal)*;)*) => {
+        /// Every row of the table, for the `consistency` test.
+        const LESSONS: &[Lesson] =
+            &[$(lessons!(@row $package, $bin, $output, $order, [$($racy),*] $(, $code)?)),*];
+
+        $(
+            #[test]
+            fn $test() {
+                check(&lessons!(@row $package, $bin, $output, $order, [$($racy),*] $(, $code)?));
+            }
+        )*
+    };
+    (@row $package:literal, $bin:literal, $output:literal, $order:ident, [$($racy:literal),*]
+        $(, $code:literal)?) => {
+        Lesson {
+            package: $package,
+            bin: $bin,
+            output: $output,
+            order: Order::$order,
+            code: lessons!(@code $($code)?),
+            racy: &[$($racy),*],
+        }
+    };
+    (@code) => { 0 };
+    (@code $code:literal) => { $code };
+}
+
+lessons! {
+    lesson_spawn: "lesson-spawn", "lesson-spawn", "output.txt", AnyOrder;
+    spawn_args: "lesson-spawn", "spawn-args", "output-spawn-args.txt", AnyOrder;
+    spawn_pid: "lesson-spawn", "spawn-pid", "output-spawn-pid.txt", AnyOrder;
+    spawn_list_append: "lesson-spawn", "spawn-list-append", "output-spawn-list-append.txt", Exact;
+    lesson_names: "lesson-names", "lesson-names", "output.txt", AnyOrder;
+    lesson_daemon: "lesson-daemon", "lesson-daemon", "output.txt", Exact;
+    daemon_join: "lesson-daemon", "daemon-join", "output-daemon-join.txt", Exact;
+    lesson_join_timeout: "lesson-join-timeout", "lesson-join-timeout", "output.txt", AnyOrder;
+    lesson_terminate: "lesson-terminate", "lesson-terminate", "output.txt", Exact,
+        may print "Starting worker";
+    lesson_exitcode: "lesson-exitcode", "lesson-exitcode", "output.txt", Exact;
+}
+
+/// How long a lesson may run before it is killed and its test fails.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long the output pipes may stay open once the lesson's process group is gone.
+const PIPE_GRACE: Duration = Duration::from_secs(5);
+
+/// One row of the table: a lesson binary and how to check it.
+#[derive(Debug)]
+struct Lesson {
+    /// The package, `lesson-<topic>`, in `lessons/<topic>/`.
+    package: &'static str,
+    /// The binary: the package name for `src/main.rs`, else the name of `src/bin/<bin>.rs`.
+    bin: &'static str,
+    /// The expected stdout, a file in the lesson's folder. The expected stderr is the file of the
+    /// same name with `stderr` in place of `output`.
+    output: &'static str,
+    /// How the lines are compared.
+    order: Order,
+    /// The exit code the lesson must end with.
+    code: i32,
+    /// Lines the lesson may or may not print, each at most once and anywhere, depending on
+    /// how its processes race; they are not in the output file.
+    racy: &'static [&'static str],
+}
+
+/// How the lines a lesson prints are compared with the expected ones.
+#[derive(Clone, Copy, Debug)]
+enum Order {
+    /// Line by line, in order.
+    Exact,
+    /// As a multiset: each expected line matches a distinct printed line, in any order.
+    AnyOrder,
+}
+
+impl Lesson {
+    /// The lesson's folder, `lessons/<topic>`.
+    fn dir(&self) -> PathBuf {
+        let topic = self.package.strip_prefix("lesson-").unwrap_or(self.package);
+        workspace().join("lessons").join(topic)
+    }
+
+    /// The name of the expected-stderr file that goes with `self.output`.
+    fn stderr(&self) -> String {
+        self.output.replacen("output", "stderr", 1)
+    }
+
+    /// The command the expected-output files must start with, with `--release` or without.
+    fn command(&self, release: bool) -> String {
+        let release = if release { " --release" } else { "" };
+        let bin = if self.bin == self.package {
+            String::new()
+        } else {
+            format!(" --bin {}", self.bin)
+        };
+        format!("$ cargo run{release} -p {}{bin}", self.package)
+    }
+}
+
+/// Runs one lesson and panics with a full report if anything differs from what its files say.
+fn check(lesson: &Lesson) {
+    let stdout_file = lesson.dir().join(lesson.output);
+    let stderr_file = lesson.dir().join(lesson.stderr());
+    let expected = Expected::read(&stdout_file);
+    let release = if expected.command == lesson.command(false) {
+        false
+    } else if expected.command == lesson.command(true) {
+        true
+    } else {
+        panic!(
+            "{}: line 1 is `{}`; it should be `{}` (or the same with `--release`)",
+            relative(&stdout_file),
+            expected.command,
+            lesson.command(false)
+        );
+    };
+    let expected_stderr = stderr_file.exists().then(|| Expected::read(&stderr_file));
+
+    let binary = build(release).binary(lesson.bin);
+    let run = run(binary);
+
+    let mut problems = run.problems;
+    if run.status.code() != Some(lesson.code) {
+        problems.push(format!(
+            "expected exit code {}, got {}",
+            lesson.code, run.status
+        ));
+    }
+    let stdout = without_racy_lines(&run.stdout, lesson.racy);
+    if let Some(difference) = compare(&expected.output, &stdout, lesson.order) {
+        problems.push(format!(
+            "stdout differs from {}: {difference}",
+            lesson.output
+        ));
+    }
+    let stderr_output = expected_stderr.as_ref().map_or("", |e| e.output.as_str());
+    if let Some(difference) = compare(stderr_output, &run.stderr, lesson.order) {
+        problems.push(match expected_stderr {
+            Some(_) => format!("stderr differs from {}: {difference}", lesson.stderr()),
+            None => format!(
+                "stderr should be empty, as there is no {}: {difference}",
+                lesson.stderr()
+            ),
+        });
+    }
+    if let Some(stderr) = expected_stderr
+        .as_ref()
+        .filter(|e| e.command != expected.command)
+    {
+        problems.push(format!(
+            "line 1 of {} is `{}`, not `{}` as in {}",
+            lesson.stderr(),
+            stderr.command,
+            expected.command,
+            lesson.output
+        ));
+    }
+
+    if !problems.is_empty() {
+        let order = match lesson.order {
+            Order::Exact => "in order",
+            Order::AnyOrder => "in any order",
+        };
+        let stderr_source = match expected_stderr {
+            Some(_) => format!("{}, {order}", relative(&stderr_file)),
+            None => format!("none: there is no {}", relative(&stderr_file)),
+        };
+        panic!(
+            "{} failed:\n- {}\n\ncommand: {}\nran: {}\nexit status: {}\n\n\
+             --- expected stdout ({}, {order})\n{}\n--- actual stdout\n{}\n\
+             --- expected stderr ({stderr_source})\n{}\n--- actual stderr\n{}\n---",
+            lesson.bin,
+            problems.join("\n- "),
+            expected.command,
+            binary.display(),
+            run.status,
+            relative(&stdout_file),
+            expected.output.trim_end_matches('\n'),
+            run.stdout.trim_end_matches('\n'),
+            stderr_output.trim_end_matches('\n'),
+            run.stderr.trim_end_matches('\n'),
+        );
+    }
+}
+
+/// An expected-output file: the command on line 1, then the output, patterns included.
+struct Expected {
+    command: String,
+    output: String,
+}
+
+impl Expected {
+    /// Reads `path`, panicking with its name if it cannot.
+    fn read(path: &Path) -> Expected {
+        let text = fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", relative(path)));
+        let (command, output) = text.split_once('\n').unwrap_or((&text, ""));
+        Expected {
+            command: command.to_owned(),
+            output: output.to_owned(),
+        }
+    }
+}
+
+// --- comparing output
+
+/// `output` without the first occurrence of each of the `racy` lines.
+fn without_racy_lines(output: &str, racy: &[&str]) -> String {
+    let mut lines: Vec<&str> = output.lines().collect();
+    for line in racy {
+        if let Some(index) = lines.iter().position(|printed| printed == line) {
+            lines.remove(index);
+        }
+    }
+    lines.iter().map(|line| format!("{line}\n")).collect()
+}
+
+/// What differs between the expected and the actual output, if anything.
+fn compare(expected: &str, actual: &str, order: Order) -> Option<String> {
+    let (expected, actual) = (lines(expected), lines(actual));
+    match order {
+        Order::Exact => first_difference(&expected, &actual),
+        Order::AnyOrder => unmatched(&expected, &actual),
+    }
+}
+
+/// The lines of `text`, however many newlines it ends with.
+fn lines(text: &str) -> Vec<&str> {
+    let text = text.trim_end_matches('\n');
+    if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split('\n').collect()
+    }
+}
+
+/// Whether `line` matches `pattern`, in which `[PID]` stands for one or more digits and `[..]` for
+/// any text.
+fn line_matches(pattern: &str, line: &str) -> bool {
+    if let Some(rest) = pattern.strip_prefix("[..]") {
+        (0..=line.len())
+            .filter(|&i| line.is_char_boundary(i))
+            .any(|i| line_matches(rest, &line[i..]))
+    } else if let Some(rest) = pattern.strip_prefix("[PID]") {
+        let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        (1..=digits).any(|n| line_matches(rest, &line[n..]))
+    } else if let Some(c) = pattern.chars().next() {
+        line.strip_prefix(c)
+            .is_some_and(|line| line_matches(&pattern[c.len_utf8()..], line))
+    } else {
+        line.is_empty()
+    }
+}
+
+/// The first line where `actual` does not match `expected`, in order.
+fn first_difference(expected: &[&str], actual: &[&str]) -> Option<String> {
+    let n = expected
+        .iter()
+        .zip(actual)
+        .position(|(e, a)| !line_matches(e, a))
+        .unwrap_or(expected.len().min(actual.len()));
+    let line = n + 1;
+    match (expected.get(n), actual.get(n)) {
+        (None, None) => None,
+        (Some(e), Some(a)) => Some(format!("line {line}: expected `{e}`, got `{a}`")),
+        (Some(e), None) => Some(format!("line {line}: expected `{e}`, got no more lines")),
+        (None, Some(a)) => Some(format!("line {line}: expected no more lines, got `{a}`")),
+    }
+}
+
+/// The lines left over when each expected line is paired with a distinct actual line it matches,
+/// in any order, pairing as many as possible.
+fn unmatched(expected: &[&str], actual: &[&str]) -> Option<String> {
+    let candidates: Vec<Vec<usize>> = expected
+        .iter()
+        .map(|e| {
+            (0..actual.len())
+                .filter(|&j| line_matches(e, actual[j]))
+                .collect()
+        })
+        .collect();
+    let mut owner = vec![None; actual.len()];
+    let missing: Vec<&str> = (0..expected.len())
+        .filter(|&i| !pair(i, &candidates, &mut owner, &mut vec![false; actual.len()]))
+        .map(|i| expected[i])
+        .collect();
+    let extra: Vec<&str> = (0..actual.len())
+        .filter(|&j| owner[j].is_none())
+        .map(|j| actual[j])
+        .collect();
+    let quote = |lines: &[&str]| {
+        lines
+            .iter()
+            .map(|l| format!("`{l}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut differences = Vec::new();
+    if !missing.is_empty() {
+        differences.push(format!("expected but not printed: {}", quote(&missing)));
+    }
+    if !extra.is_empty() {
+        differences.push(format!("printed but not expected: {}", quote(&extra)));
+    }
+    (!differences.is_empty()).then(|| differences.join("; "))
+}
+
+/// Pairs expected line `i` with an actual line, moving earlier pairs to other lines if that frees
+/// one (an augmenting path, as in Kuhn's matching algorithm). `owner[j]` is the expected line
+/// paired with actual line `j`; `seen` marks the actual lines this search has tried.
+fn pair(
+    i: usize,
+    candidates: &[Vec<usize>],
+    owner: &mut [Option<usize>],
+    seen: &mut [bool],
+) -> bool {
+    for &j in &candidates[i] {
+        if seen[j] {
+            continue;
+        }
+        seen[j] = true;
+        let previous = owner[j];
+        if previous.is_none_or(|k| pair(k, candidates, owner, seen)) {
+            owner[j] = Some(i);
+            return true;
+        }
+    }
+    false
+}
+
+/// The patterns and both comparisons, on cases small enough to read.
+#[test]
+fn comparisons() {
+    assert_eq!(
+        without_racy_lines(
+            "a\nStarting worker\nb\nStarting worker\n",
+            &["Starting worker"]
+        ),
+        "a\nb\nStarting worker\n"
+    );
+    assert_eq!(without_racy_lines("a\nb", &["Starting worker"]), "a\nb\n");
+    assert!(line_matches("Worker: [PID]", "Worker: 4242"));
+    assert!(!line_matches("Worker: [PID]", "Worker: "));
+    assert!(!line_matches("Worker: [PID]", "Worker: 42x"));
+    assert!(line_matches("took [..] s", "took  s"));
+    assert!(line_matches("[..]: [..]", "a: b: c"));
+    assert!(!line_matches("Worker", "Worker "));
+
+    assert_eq!(compare("a\nb\n\n", "a\nb", Order::Exact), None);
+    assert_eq!(
+        compare("a\nb", "b\na", Order::Exact).as_deref(),
+        Some("line 1: expected `a`, got `b`")
+    );
+    assert_eq!(compare("a\nb", "b\na", Order::AnyOrder), None);
+    // `[..]` could take `Worker 1`, which only the second line matches: the pairing moves it.
+    assert_eq!(
+        compare("[..]\nWorker 1", "Worker 1\nx", Order::AnyOrder),
+        None
+    );
+    assert_eq!(
+        compare("a\na", "a\nb", Order::AnyOrder).as_deref(),
+        Some("expected but not printed: `a`; printed but not expected: `b`")
+    );
+}
+
+// --- building the lessons
+
+/// The lesson binaries cargo built, by name, and what it said while building them.
+struct Build {
+    binaries: HashMap<String, PathBuf>,
+    log: String,
+}
+
+/// Builds every lesson package once per test run, in the dev profile or with `--release`.
+///
+/// The build shares the target directory of the `cargo test` that runs this: cargo has released
+/// its lock on it by the time tests run, and the lessons' dependencies are already built there.
+/// `--keep-going` builds every lesson that compiles even if another does not.
+fn build(release: bool) -> &'static Build {
+    static DEV: OnceLock<Build> = OnceLock::new();
+    static RELEASE: OnceLock<Build> = OnceLock::new();
+    let cell = if release { &RELEASE } else { &DEV };
+    cell.get_or_init(|| {
+        let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cargo.current_dir(workspace()).args([
+            "build",
+            "--quiet",
+            "--bins",
+            "--keep-going",
+            "--message-format=json-render-diagnostics",
+        ]);
+        if release {
+            cargo.arg("--release");
+        }
+        for dir in lesson_dirs() {
+            cargo.arg("-p").arg(package_name(&dir));
+        }
+        match cargo.output() {
+            Ok(out) => Build {
+                binaries: executables(&String::from_utf8_lossy(&out.stdout)),
+                log: format!(
+                    "{cargo:?}: {}\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            },
+            Err(e) => Build {
+                binaries: HashMap::new(),
+                log: format!("{cargo:?}: {e}"),
+            },
+        }
+    })
+}
+
+impl Build {
+    /// The path of binary `name`, or a panic with what cargo said.
+    fn binary(&self, name: &str) -> &Path {
+        self.binaries
+            .get(name)
+            .unwrap_or_else(|| panic!("cargo did not build `{name}`:\n{}", self.log))
+    }
+}
+
+/// The executables listed in cargo's JSON messages, by file name.
+fn executables(messages: &str) -> HashMap<String, PathBuf> {
+    messages
+        .lines()
+        .filter(|m| m.contains(r#""reason":"compiler-artifact""#))
+        .filter_map(|m| json_string(m, "executable"))
+        .map(PathBuf::from)
+        .filter_map(|path| Some((path.file_name()?.to_str()?.to_owned(), path)))
+        .collect()
+}
+
+/// The string value of `"key"` in a line of JSON, if it is a string. Handles the escapes cargo
+/// writes in paths (`\"`, `\\`); paths with control characters are not supported.
+fn json_string(json: &str, key: &str) -> Option<String> {
+    let start = json.find(&format!(r#""{key}":""#))? + key.len() + 4;
+    let mut value = String::new();
+    let mut chars = json[start..].chars();
+    loop {
+        match chars.next()? {
+            '"' => return Some(value),
+            '\\' => value.push(chars.next()?),
+            c => value.push(c),
+        }
+    }
+}
+
+// --- running a lesson
+
+/// What happened when a lesson ran.
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    /// What went wrong around the lesson: a timeout, processes left behind, pipes left open.
+    problems: Vec<String>,
+}
+
+/// Runs `binary` from the workspace root in a new process group, the way `cargo run` would but
+/// without the variables that change what Rust programs print (`RUST_BACKTRACE`, `RUST_LOG`).
+fn run(binary: &Path) -> Run {
+    let mut child = Command::new(binary)
+        .current_dir(workspace())
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    let group = Pid::from_raw(child.id().try_into().expect("a pid fits in pid_t"));
+    let stdout = read_in_background(child.stdout.take().expect("stdout is piped"));
+    let stderr = read_in_background(child.stderr.take().expect("stderr is piped"));
+    let exit = wait_in_background(child);
+
+    let mut problems = Vec::new();
+    let status = match exit.recv_timeout(TIMEOUT) {
+        Ok(status) => {
+            problems.extend(leftovers(group));
+            status
+        }
+        Err(_) => {
+            kill_group(group);
+            problems.push(format!(
+                "still running after {TIMEOUT:?}; killed its process group"
+            ));
+            exit.recv().expect("the waiting thread sends the status")
+        }
+    };
+    let status = status.unwrap_or_else(|e| panic!("cannot wait for {}: {e}", binary.display()));
+    let mut collect =
+        |name: &str, pipe: Receiver<io::Result<Vec<u8>>>| match pipe.recv_timeout(PIPE_GRACE) {
+            Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+            Ok(Err(e)) => {
+                problems.push(format!("cannot read {name}: {e}"));
+                String::new()
+            }
+            Err(_) => {
+                problems.push(format!(
+                    "{name} is still open {PIPE_GRACE:?} after the process group ended: a process \
+                     that left the group holds it"
+                ));
+                String::new()
+            }
+        };
+    Run {
+        stdout: collect("stdout", stdout),
+        stderr: collect("stderr", stderr),
+        status,
+        problems,
+    }
+}
+
+/// Reads `pipe` to its end on another thread, so that neither pipe fills up and blocks the lesson.
+fn read_in_background(mut pipe: impl Read + Send + 'static) -> Receiver<io::Result<Vec<u8>>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = tx.send(pipe.read_to_end(&mut bytes).map(|_| bytes));
+    });
+    rx
+}
+
+/// Waits for `child` on another thread, so that the caller can wait with a timeout.
+fn wait_in_background(mut child: Child) -> Receiver<io::Result<ExitStatus>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    rx
+}
+
+/// Checks that process group `group` is empty now that its leader has exited. If it is not, kills
+/// it and says who was left.
+fn leftovers(group: Pid) -> Option<String> {
+    // The runtime reaps every child before its parent ends, so the group is empty the moment
+    // the lesson has been waited for. A zombie left in it is a child nobody reaped.
+    if killpg(group, None) == Err(Errno::ESRCH) {
+        return None;
+    }
+    let members = group_members(group);
+    kill_group(group);
+    if members.is_empty() {
+        // It emptied between the two looks.
+        return None;
+    }
+    let members: Vec<String> = members.iter().map(Member::to_string).collect();
+    Some(format!(
+        "left processes in its group (running, or zombies nobody reaped), now killed: [{}]",
+        members.join(", ")
+    ))
+}
+
+/// Sends SIGKILL to every process in `group`.
+fn kill_group(group: Pid) {
+    match killpg(group, Signal::SIGKILL) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(e) => panic!("cannot kill process group {group}: {e}"),
+    }
+}
+
+/// A process, as `/proc/<pid>/stat` shows it.
+struct Member {
+    pid: String,
+    name: String,
+    state: char,
+}
+
+impl std::fmt::Display for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} (state {})", self.pid, self.name, self.state)
+    }
+}
+
+/// The processes in `group`, from `/proc/<pid>/stat` (`pid (name) state ppid pgrp ...`).
+fn group_members(group: Pid) -> Vec<Member> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|entry| {
+            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
+            let (head, tail) = stat.rsplit_once(") ")?;
+            let (pid, name) = head.split_once(" (")?;
+            let mut fields = tail.split(' ');
+            let state = fields.next()?.chars().next()?;
+            let pgrp: i32 = fields.nth(1)?.parse().ok()?;
+            (pgrp == group.as_raw()).then(|| Member {
+                pid: pid.to_owned(),
+                name: name.to_owned(),
+                state,
+            })
+        })
+        .collect()
+}
+
+// --- the lessons on disk
+
+/// The workspace root.
+fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+}
+
+/// A path relative to the workspace root, for messages.
+fn relative(path: &Path) -> String {
+    path.strip_prefix(workspace())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// The folders under `lessons/`, sorted.
+fn subfolders(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+/// The lesson packages: folders under `lessons/` that have a `Cargo.toml`.
+fn lesson_dirs() -> Vec<PathBuf> {
+    let mut dirs = subfolders(&workspace().join("lessons"));
+    dirs.retain(|dir| dir.join("Cargo.toml").is_file());
+    dirs
+}
+
+/// The package in `lessons/<topic>`: `lesson-<topic>`.
+fn package_name(dir: &Path) -> String {
+    format!(
+        "lesson-{}",
+        dir.file_name()
+            .expect("a folder has a name")
+            .to_string_lossy()
+    )
+}
+
+/// The binaries cargo finds in a package: `src/main.rs`, named after the package, then
+/// `src/bin/<name>.rs` and `src/bin/<name>/main.rs`.
+fn binaries_in(dir: &Path) -> Vec<String> {
+    let mut binaries = Vec::new();
+    if dir.join("src/main.rs").is_file() {
+        binaries.push(package_name(dir));
+    }
+    let mut variants: Vec<String> = fs::read_dir(dir.join("src/bin"))
+        .map(|entries| entries.flatten().map(|e| e.path()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|path| match path.extension() {
+            Some(ext) if ext == "rs" => Some(path.file_stem()?.to_string_lossy().into_owned()),
+            None if path.join("main.rs").is_file() => {
+                Some(path.file_name()?.to_string_lossy().into_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    variants.sort();
+    binaries.extend(variants);
+    binaries
+}
+
+/// The table, the binaries under `lessons/` and the expected-output files agree: every binary has
+/// a row and every row a binary, every row's output file follows the naming rule, and every
+/// `output*.txt` or `stderr*.txt` file under `lessons/` belongs to a row.
+#[test]
+fn consistency() {
+    let mut problems = Vec::new();
+
+    let rows: HashSet<(&str, &str)> = LESSONS.iter().map(|l| (l.package, l.bin)).collect();
+    if rows.len() != LESSONS.len() {
+        problems.push("the table has a binary twice".to_owned());
+    }
+    let mut found = HashSet::new();
+    for dir in lesson_dirs() {
+        let package = package_name(&dir);
+        let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
+        if !manifest
+            .lines()
+            .any(|line| line.trim() == format!("name = \"{package}\""))
+        {
+            problems.push(format!(
+                "{}/Cargo.toml: the package should be named `{package}`",
+                relative(&dir)
+            ));
+        }
+        for bin in binaries_in(&dir) {
+            if !rows.contains(&(package.as_str(), bin.as_str())) {
+                problems.push(format!("{package}: binary `{bin}` has no row in the table"));
+            }
+            found.insert((package.clone(), bin));
+        }
+    }
+
+    let mut known = HashSet::new();
+    for lesson in LESSONS {
+        if !found.contains(&(lesson.package.to_owned(), lesson.bin.to_owned())) {
+            problems.push(format!(
+                "{}: binary `{}` is in the table but not under {}",
+                lesson.package,
+                lesson.bin,
+                relative(&lesson.dir())
+            ));
+        }
+        let output = if lesson.bin == lesson.package {
+            "output.txt".to_owned()
+        } else {
+            format!("output-{}.txt", lesson.bin)
+        };
+        if lesson.output != output {
+            problems.push(format!(
+                "{}: the output file should be `{output}`, not `{}`",
+                lesson.bin, lesson.output
+            ));
+        }
+        known.insert(lesson.dir().join(lesson.output));
+        known.insert(lesson.dir().join(lesson.stderr()));
+    }
+
+    for dir in subfolders(&workspace().join("lessons")) {
+        for path in fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+        {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let expected_output = name.starts_with("output") || name.starts_with("stderr");
+            if expected_output && name.ends_with(".txt") && !known.contains(&path) {
+                problems.push(format!(
+                    "{} belongs to no row in the table",
+                    relative(&path)
+                ));
+            }
+        }
+    }
+
+    assert!(
+        problems.is_empty(),
+        "the lessons table in {} disagrees with lessons/:\n- {}",
+        file!(),
+        problems.join("\n- ")
+    );
+}
