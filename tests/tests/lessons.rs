@@ -79,6 +79,8 @@ lessons! {
     lesson_terminate: "lesson-terminate", "lesson-terminate", "output.txt", Exact,
         may print "Starting worker";
     lesson_exitcode: "lesson-exitcode", "lesson-exitcode", "output.txt", Exact;
+    lesson_logging: "lesson-logging", "lesson-logging", "output.txt", AnyOrder;
+    get_logger: "lesson-logging", "get-logger", "output-get-logger.txt", Exact;
 }
 
 /// How long a lesson may run before it is killed and its test fails.
@@ -159,7 +161,7 @@ fn check(lesson: &Lesson) {
     let expected_stderr = stderr_file.exists().then(|| Expected::read(&stderr_file));
 
     let binary = build(release).binary(lesson.bin);
-    let run = run(binary);
+    let run = run(binary, &[]);
 
     let mut problems = run.problems;
     if run.status.code() != Some(lesson.code) {
@@ -242,6 +244,31 @@ impl Expected {
             output: output.to_owned(),
         }
     }
+}
+
+#[test]
+fn rust_log_overrides_the_level_set_in_code() {
+    let binary = build(false).binary("get-logger");
+    // The lesson sets INFO; RUST_LOG=warn silences it, RUST_LOG=debug adds DEBUG records.
+    let quiet = run(binary, &[("RUST_LOG", "warn")]);
+    assert!(
+        quiet.status.success() && quiet.problems.is_empty(),
+        "{:?}",
+        quiet.problems
+    );
+    assert_eq!(quiet.stderr, "");
+    let loud = run(binary, &[("RUST_LOG", "debug")]);
+    assert!(
+        loud.status.success() && loud.problems.is_empty(),
+        "{:?}",
+        loud.problems
+    );
+    let started = "[DEBUG/MainProcess] started Process-1 with pid [PID]";
+    assert!(
+        loud.stderr.lines().any(|line| line_matches(started, line)),
+        "no `{started}` in:\n{}",
+        loud.stderr
+    );
 }
 
 // --- comparing output
@@ -501,13 +528,15 @@ struct Run {
 }
 
 /// Runs `binary` from the workspace root in a new process group, the way `cargo run` would but
-/// without the variables that change what Rust programs print (`RUST_BACKTRACE`, `RUST_LOG`).
-fn run(binary: &Path) -> Run {
+/// without the variables that change what Rust programs print (`RUST_BACKTRACE`, `RUST_LOG`),
+/// unless `env` sets them.
+fn run(binary: &Path, env: &[(&str, &str)]) -> Run {
     let mut child = Command::new(binary)
         .current_dir(workspace())
         .env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE")
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -16,7 +16,6 @@ use std::fmt;
 /// // Joining a process that was never started is refused, not ignored.
 /// assert!(matches!(p.join(), Err(Error::NotStarted { .. })));
 /// ```
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// `start` was called on a process that had already been started.
@@ -85,6 +84,14 @@ impl fmt::Display for Error {
             ),
             Error::Os { context, errno } => write!(f, "{context}: {}", errno.desc()),
         }
+    }
+}
+
+/// The message, as `Display` gives it: `main` returning `Err` prints an error with `Debug`,
+/// and a reader should see the sentence, not the variant.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

@@ -13,6 +13,7 @@
 //! | `sys.exit(n)` in a child | [`exit`] |
 //! | `current_process()`, `parent_process()` | [`current_process`], [`parent_process`] |
 //! | `active_children()`, `cpu_count()` | [`active_children`], [`cpu_count`] |
+//! | `log_to_stderr(level)`, `get_logger()` | [`logging::log_to_stderr`], [`logging::get_logger`] |
 //!
 //! # Example
 //!
@@ -36,6 +37,7 @@
 //! ```
 
 pub mod error;
+pub mod logging;
 pub mod process;
 
 pub use error::{Error, Result};

@@ -217,6 +217,7 @@ impl Process {
         // `start` took the target under its lock, so only one call gets here.
         let _ = self.inner.waiter.set(waiter);
         state.children().push(self.clone());
+        log::debug!("started {} with pid {pid}", self.name());
         Ok(())
     }
 
@@ -246,7 +247,8 @@ impl Process {
     fn wait_until(&self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
         let waiter = self.waiter()?;
         let status = waiter.wait(deadline)?;
-        if status.is_some() {
+        if let Some(status) = status {
+            log::debug!("joined {}: {status}", self.name());
             let state = state::current();
             state
                 .children()
@@ -298,7 +300,9 @@ impl Process {
     ///
     /// As [`terminate`](Process::terminate).
     pub fn signal(&self, signal: Signal) -> Result<()> {
-        self.waiter()?.signal(signal)
+        let waiter = self.waiter()?;
+        log::debug!("sending {} to {}", signal.as_str(), self.name());
+        waiter.signal(signal)
     }
 
     /// The child's process id, once started.
@@ -557,14 +561,26 @@ pub fn cpu_count() -> usize {
 /// children, then wait for all of them. A daemonic child that outlives `SIGTERM` by
 /// [`DAEMON_GRACE`] is killed.
 pub(crate) fn finish_children() {
+    log::info!("process shutting down");
     let children = active_children();
     for child in children.iter().filter(|child| child.daemon()) {
+        log::info!("calling terminate() for daemon {}", child.name());
         let _ = child.terminate();
     }
     for child in &children {
+        log::info!("calling join() for process {}", child.name());
         if child.daemon() && matches!(child.join_timeout(DAEMON_GRACE), Ok(None)) {
+            log::warn!(
+                "daemon {} still runs {DAEMON_GRACE:?} after SIGTERM: killing it",
+                child.name()
+            );
             let _ = child.kill();
         }
         let _ = child.join();
     }
+}
+
+/// The current process's name, for log records.
+pub(crate) fn current_name() -> &'static str {
+    &state::current().name
 }

@@ -147,6 +147,7 @@ pub(super) fn fork(target: &mut Option<Target>, child_state: Box<State>) -> nix:
 fn bootstrap(target: Target, child_state: Box<State>) -> ! {
     state::install(child_state);
     redirect_stdin();
+    log::info!("child process calling self.run()");
     IN_TARGET.set(true);
     let result = panic::catch_unwind(AssertUnwindSafe(target));
     IN_TARGET.set(false);
@@ -159,6 +160,7 @@ fn bootstrap(target: Target, child_state: Box<State>) -> ! {
         },
     };
     finish_children();
+    log::info!("process exiting with exitcode {code}");
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
     // SAFETY: `_exit` ends the process at once; it is the only way out of a forked child
