@@ -40,6 +40,16 @@ pub enum Error {
         /// The process's name.
         name: String,
     },
+    /// A value could not be encoded to cross to another process.
+    Encode {
+        /// What the encoder said.
+        message: String,
+    },
+    /// Bytes from another process are not the value they should be.
+    Decode {
+        /// What the decoder said.
+        message: String,
+    },
     /// A system call failed.
     Os {
         /// What the runtime was doing.
@@ -82,6 +92,8 @@ impl fmt::Display for Error {
                 f,
                 "cannot change the daemon flag of {name} after it has started: set it before start()"
             ),
+            Error::Encode { message } => write!(f, "cannot encode a message: {message}"),
+            Error::Decode { message } => write!(f, "cannot decode a message: {message}"),
             Error::Os { context, errno } => write!(f, "{context}: {}", errno.desc()),
         }
     }

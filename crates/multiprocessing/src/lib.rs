@@ -36,9 +36,11 @@
 //! }
 //! ```
 
+pub mod codec;
 pub mod error;
 pub mod logging;
 pub mod process;
+pub mod task;
 
 pub use error::{Error, Result};
 /// Signals, for [`Process::signal`] and [`ExitStatus::signal`].

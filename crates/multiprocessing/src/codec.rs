@@ -1,0 +1,80 @@
+//! How values cross between processes: Python's `pickle`, here serde with bincode.
+//!
+//! Every message and every task argument is encoded here and nowhere else, so the format can
+//! change in one place. A value can cross if it is `Serialize` and `DeserializeOwned`, the
+//! Rust counterpart of Python's "must be picklable".
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// The bincode configuration every process uses: variable-length integers, little endian.
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Encodes `value` into bytes.
+///
+/// # Example
+///
+/// ```
+/// use multiprocessing::codec::{decode, encode};
+///
+/// let bytes = encode(&(25, "doubler".to_string()))?;
+/// assert_eq!(decode::<(i32, String)>(&bytes)?, (25, "doubler".to_string()));
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Encode`] when the value cannot be encoded (a map with keys serde cannot write, a
+/// `Serialize` impl that fails).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|error| Error::Encode {
+        message: error.to_string(),
+    })
+}
+
+/// Decodes a value of type `T` from all of `bytes`.
+///
+/// # Errors
+///
+/// [`Error::Decode`] when the bytes are not a `T` or are followed by more bytes: a message
+/// is never half-read.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let (value, read) =
+        bincode::serde::decode_from_slice(bytes, config()).map_err(|error| Error::Decode {
+            message: error.to_string(),
+        })?;
+    if read != bytes.len() {
+        return Err(Error::Decode {
+            message: format!("{} bytes left over after the value", bytes.len() - read),
+        });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_bad_bytes() {
+        let bytes = encode(&vec![1u64, 2, 3]).unwrap();
+        assert_eq!(decode::<Vec<u64>>(&bytes).unwrap(), [1, 2, 3]);
+        // Too short: the length says three items, only two follow.
+        assert!(matches!(
+            decode::<Vec<u64>>(&bytes[..bytes.len() - 1]),
+            Err(Error::Decode { .. })
+        ));
+        // Too long: a trailing byte is refused, not ignored.
+        let mut longer = bytes.clone();
+        longer.push(0);
+        let error = decode::<Vec<u64>>(&longer).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "cannot decode a message: 1 bytes left over after the value"
+        );
+    }
+}
