@@ -32,8 +32,8 @@ fn a_task_ref_runs_in_a_fresh_copy_of_the_binary() {
         .args([
             "--exact",
             "fresh_copy_runs_the_task",
+            "--ignored",
             "--nocapture",
-            "--quiet",
         ])
         .env(TASK_VAR, hex(&message))
         .output()
