@@ -569,14 +569,19 @@ pub(crate) fn finish_children() {
     }
     for child in &children {
         log::info!("calling join() for process {}", child.name());
-        if child.daemon() && matches!(child.join_timeout(DAEMON_GRACE), Ok(None)) {
+        let ended = if child.daemon() {
+            child.join_timeout(DAEMON_GRACE)
+        } else {
+            child.join().map(Some)
+        };
+        if matches!(ended, Ok(None)) {
             log::warn!(
                 "daemon {} still runs {DAEMON_GRACE:?} after SIGTERM: killing it",
                 child.name()
             );
             let _ = child.kill();
+            let _ = child.join();
         }
-        let _ = child.join();
     }
 }
 
