@@ -477,3 +477,26 @@ fn a_renamed_process_starts_under_its_new_name() {
     assert_eq!(text, "renamed");
     assert_eq!(p.name(), "renamed");
 }
+
+#[test]
+fn a_daemon_that_ignores_sigterm_is_killed_at_exit() {
+    let report = output_of(|out| {
+        let stubborn = Process::builder().daemon(true).target(|| {
+            // SAFETY: SIG_IGN is not a handler function; nothing runs on delivery.
+            unsafe {
+                nix::sys::signal::signal(Signal::SIGTERM, nix::sys::signal::SigHandler::SigIgn)
+            }
+            .unwrap();
+            sleep(Duration::from_secs(60));
+        });
+        stubborn.start().unwrap();
+        // Give it time to ignore SIGTERM before the exit handler sends it.
+        sleep(Duration::from_millis(100));
+        write!(out, "{}", stubborn.pid().unwrap()).unwrap();
+    });
+    let pid: u32 = report.parse().unwrap();
+    assert!(
+        !exists(pid),
+        "the daemon that ignored SIGTERM outlived its parent"
+    );
+}
