@@ -36,6 +36,21 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     })
 }
 
+/// Encodes `value` into `buffer`, replacing what it held; reusing one buffer saves an
+/// allocation per message.
+///
+/// # Errors
+///
+/// As [`encode`].
+pub fn encode_into<T: Serialize + ?Sized>(buffer: &mut Vec<u8>, value: &T) -> Result<()> {
+    buffer.clear();
+    bincode::serde::encode_into_std_write(value, buffer, config())
+        .map(drop)
+        .map_err(|error| Error::Encode {
+            message: error.to_string(),
+        })
+}
+
 /// Decodes a value of type `T` from all of `bytes`.
 ///
 /// # Errors

@@ -50,6 +50,35 @@ pub enum Error {
         /// What the decoder said.
         message: String,
     },
+    /// A bounded queue had no room, now or within the timeout.
+    Full,
+    /// A queue had no message, now or within the timeout.
+    Empty,
+    /// This process closed the queue.
+    Closed,
+    /// A message is larger than the limit it was sent under.
+    MessageTooLarge {
+        /// The message's encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A queue's or pipe's bytes do not form messages: they were damaged, or a writer died
+    /// in the middle of one.
+    Corrupt {
+        /// What is wrong.
+        message: String,
+    },
+    /// The other end of a pipe is closed: between messages when receiving, at any time when
+    /// sending. Python raises `EOFError` and `BrokenPipeError`.
+    Disconnected,
+    /// A one-way pipe's end was used the other way.
+    OneWay {
+        /// Whether this end is the receiving one.
+        receives: bool,
+    },
+    /// `task_done` was called more times than messages were put.
+    TaskDoneTooManyTimes,
     /// A system call failed.
     Os {
         /// What the runtime was doing.
@@ -94,6 +123,30 @@ impl fmt::Display for Error {
             ),
             Error::Encode { message } => write!(f, "cannot encode a message: {message}"),
             Error::Decode { message } => write!(f, "cannot decode a message: {message}"),
+            Error::Full => write!(f, "the queue is full: get from it or wait longer"),
+            Error::Empty => write!(f, "the queue is empty: put into it or wait longer"),
+            Error::Closed => write!(f, "the queue was closed by this process"),
+            Error::MessageTooLarge { size, limit } => write!(
+                f,
+                "a message of {size} bytes is over the limit of {limit}: send it in parts or raise the limit"
+            ),
+            Error::Corrupt { message } => write!(f, "corrupt message stream: {message}"),
+            Error::Disconnected => write!(f, "the other end of the pipe is closed"),
+            Error::OneWay { receives: true } => {
+                write!(
+                    f,
+                    "this end of a one-way pipe only receives: send on the other end"
+                )
+            }
+            Error::OneWay { receives: false } => {
+                write!(
+                    f,
+                    "this end of a one-way pipe only sends: receive on the other end"
+                )
+            }
+            Error::TaskDoneTooManyTimes => {
+                write!(f, "task_done() called more times than there were tasks")
+            }
             Error::Os { context, errno } => write!(f, "{context}: {}", errno.desc()),
         }
     }

@@ -39,13 +39,19 @@
 pub mod codec;
 pub mod error;
 pub mod logging;
+pub mod pipe;
 pub mod process;
+pub mod queue;
+mod shm;
+mod sync;
 pub mod task;
 
 pub use error::{Error, Result};
 /// Signals, for [`Process::signal`] and [`ExitStatus::signal`].
 pub use nix::sys::signal::Signal;
+pub use pipe::{Connection, pipe};
 pub use process::{
     Builder, CurrentProcess, ExitStatus, Outcome, ParentProcess, Process, active_children,
     cpu_count, current_process, exit, parent_process,
 };
+pub use queue::{JoinableQueue, Queue};

@@ -106,7 +106,10 @@ impl RawMutex {
         // mutex pointer is valid and, per this function's contract, not yet shared.
         unsafe {
             let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
-            check(libc::pthread_mutexattr_init(&mut attr), "cannot make a mutex")?;
+            check(
+                libc::pthread_mutexattr_init(&mut attr),
+                "cannot make a mutex",
+            )?;
             let result = check(
                 libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED),
                 "cannot share a mutex between processes",
@@ -118,7 +121,10 @@ impl RawMutex {
                 )
             })
             .and_then(|()| {
-                check(libc::pthread_mutexattr_settype(&mut attr, kind), "cannot set a mutex type")
+                check(
+                    libc::pthread_mutexattr_settype(&mut attr, kind),
+                    "cannot set a mutex type",
+                )
             })
             .and_then(|()| {
                 check(
@@ -218,7 +224,10 @@ impl RawCondvar {
         // SAFETY: as in `RawMutex::init`.
         unsafe {
             let mut attr: libc::pthread_condattr_t = std::mem::zeroed();
-            check(libc::pthread_condattr_init(&mut attr), "cannot make a condition")?;
+            check(
+                libc::pthread_condattr_init(&mut attr),
+                "cannot make a condition",
+            )?;
             let result = check(
                 libc::pthread_condattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED),
                 "cannot share a condition between processes",
@@ -230,7 +239,10 @@ impl RawCondvar {
                 )
             })
             .and_then(|()| {
-                check(libc::pthread_cond_init(self.cond.get(), &attr), "cannot make a condition")
+                check(
+                    libc::pthread_cond_init(self.cond.get(), &attr),
+                    "cannot make a condition",
+                )
             });
             libc::pthread_condattr_destroy(&mut attr);
             result
@@ -258,9 +270,9 @@ impl RawCondvar {
         match code {
             0 => Ok((Acquired::Clean, false)),
             libc::ETIMEDOUT => Ok((Acquired::Clean, true)),
-            other => mutex.acquired(other).map(|acquired| {
-                (acquired.expect("a wait returns with the mutex held"), false)
-            }),
+            other => mutex
+                .acquired(other)
+                .map(|acquired| (acquired.expect("a wait returns with the mutex held"), false)),
         }
     }
 

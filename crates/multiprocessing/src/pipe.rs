@@ -1,0 +1,272 @@
+//! Python's `multiprocessing.Pipe`: two connected ends that send each other messages.
+//!
+//! A pipe is a Unix socket pair. Each message travels as a frame: its length in 8 bytes, then
+//! its bytes. The receiving end checks the length against a limit before it allocates
+//! anything, tells a closed peer (a clean end of stream) from a frame cut short (a peer that
+//! died while sending), and never returns half a message.
+//!
+//! Give one end to a child by moving it into the child's closure: the parent's copy of that
+//! end is closed when the child starts, so each process holds exactly its own end and sees the
+//! other close when its peer ends.
+
+use std::io::{IoSlice, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::error::{Error, Result};
+
+/// The default largest message a connection accepts: 1 GiB.
+const DEFAULT_MAX_MESSAGE: usize = 1 << 30;
+
+/// One end of a [`pipe`]: Python's `multiprocessing.connection.Connection`.
+///
+/// Sending and receiving take `&mut self`: one end has one user at a time, so frames from two
+/// threads can never interleave. Share a [`Queue`](crate::Queue) when many processes write.
+#[derive(Debug)]
+pub struct Connection {
+    stream: UnixStream,
+    readable: bool,
+    writable: bool,
+    max_message: usize,
+}
+
+/// Makes two connected ends: Python's `Pipe(duplex)`.
+///
+/// With `duplex`, both ends send and receive. Without, the first end only receives and the
+/// second only sends, as in Python.
+///
+/// # Example
+///
+/// ```no_run
+/// use multiprocessing::{Process, pipe};
+///
+/// # fn main() -> multiprocessing::Result<()> {
+/// let (mut parent_conn, mut child_conn) = pipe(true)?;
+/// let p = Process::new(move || child_conn.send(&(42, "hello".to_string())));
+/// p.start()?;
+/// let (number, text): (i32, String) = parent_conn.recv()?;
+/// assert_eq!((number, text.as_str()), (42, "hello"));
+/// p.join()?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Os`] when the sockets cannot be made (too many open files).
+pub fn pipe(duplex: bool) -> Result<(Connection, Connection)> {
+    let (first, second) = UnixStream::pair().map_err(|error| Error::Os {
+        context: "cannot make a pipe",
+        errno: errno_of(&error),
+    })?;
+    let end = |stream, readable, writable| Connection {
+        stream,
+        readable,
+        writable,
+        max_message: DEFAULT_MAX_MESSAGE,
+    };
+    if duplex {
+        Ok((end(first, true, true), end(second, true, true)))
+    } else {
+        let _ = first.shutdown(std::net::Shutdown::Write);
+        let _ = second.shutdown(std::net::Shutdown::Read);
+        Ok((end(first, true, false), end(second, false, true)))
+    }
+}
+
+/// The errno behind an I/O error, for [`Error::Os`].
+fn errno_of(error: &std::io::Error) -> nix::Error {
+    nix::Error::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
+}
+
+impl Connection {
+    /// Sends `value`, encoded: Python's `send(obj)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`], [`Error::MessageTooLarge`] over this end's limit,
+    /// [`Error::Disconnected`] when the other end is closed, [`Error::OneWay`] on a receiving
+    /// end, [`Error::Os`].
+    pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.send_bytes(&codec::encode(value)?)
+    }
+
+    /// Receives a value of type `T`: Python's `recv()`. Waits for one.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_bytes`](Connection::recv_bytes), and [`Error::Decode`] when the message is
+    /// not a `T`.
+    pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T> {
+        codec::decode(&self.recv_bytes()?)
+    }
+
+    /// Sends `bytes` as one message: Python's `send_bytes`.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Connection::send), but for encoding.
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        if !self.writable {
+            return Err(Error::OneWay { receives: true });
+        }
+        if bytes.len() > self.max_message {
+            return Err(Error::MessageTooLarge {
+                size: bytes.len(),
+                limit: self.max_message,
+            });
+        }
+        let length = (bytes.len() as u64).to_le_bytes();
+        let mut parts = [IoSlice::new(&length), IoSlice::new(bytes)];
+        let mut parts = &mut parts[..];
+        while !parts.is_empty() {
+            match self.send_vectored(parts) {
+                Ok(0) => return Err(Error::Disconnected),
+                Ok(written) => IoSlice::advance_slices(&mut parts, written),
+                Err(error) => return Err(io_error(error, "cannot send a message")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives one message's bytes: Python's `recv_bytes`. Waits for one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Disconnected`] when the other end closed between messages,
+    /// [`Error::Corrupt`] when it closed in the middle of one, [`Error::MessageTooLarge`]
+    /// when a length is over this end's limit (nothing is allocated for it, and the stream
+    /// cannot be trusted after it), [`Error::OneWay`] on a sending end, [`Error::Os`].
+    pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
+        if !self.readable {
+            return Err(Error::OneWay { receives: false });
+        }
+        let mut length = [0; 8];
+        match self.read_full(&mut length)? {
+            0 => return Err(Error::Disconnected),
+            8 => {}
+            got => {
+                return Err(Error::Corrupt {
+                    message: format!("the stream ended {got} bytes into a message's length"),
+                });
+            }
+        }
+        let size = u64::from_le_bytes(length);
+        if size > self.max_message as u64 {
+            return Err(Error::MessageTooLarge {
+                size: usize::try_from(size).unwrap_or(usize::MAX),
+                limit: self.max_message,
+            });
+        }
+        let mut bytes = vec![0; size as usize];
+        let got = self.read_full(&mut bytes)?;
+        if got < bytes.len() {
+            return Err(Error::Corrupt {
+                message: format!("the stream ended {got} bytes into a {size}-byte message"),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// `sendmsg` with `MSG_NOSIGNAL`: a closed peer gives `EPIPE`, never a `SIGPIPE` that
+    /// would kill the process whatever its signal settings.
+    fn send_vectored(&self, parts: &[IoSlice<'_>]) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: an all-zero msghdr is valid (no address, no control data).
+        let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+        // `IoSlice` is documented to be ABI compatible with `iovec` on Unix.
+        message.msg_iov = parts.as_ptr().cast_mut().cast();
+        message.msg_iovlen = parts.len();
+        loop {
+            // SAFETY: `message` points at `parts`, which outlive the call; sendmsg only reads.
+            let sent =
+                unsafe { libc::sendmsg(self.stream.as_raw_fd(), &message, libc::MSG_NOSIGNAL) };
+            if sent >= 0 {
+                return Ok(sent as usize);
+            }
+            let error = std::io::Error::last_os_error();
+            if error.kind() != std::io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
+    }
+
+    /// Reads until `buffer` is full or the stream ends; returns how much was read.
+    fn read_full(&mut self, buffer: &mut [u8]) -> Result<usize> {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match self.stream.read(&mut buffer[filled..]) {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(io_error(error, "cannot receive a message")),
+            }
+        }
+        Ok(filled)
+    }
+
+    /// Whether a message (or the end of the stream) is waiting, after waiting at most
+    /// `timeout` (`None`: as long as it takes): Python's `poll(timeout)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OneWay`] on a sending end, [`Error::Os`].
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
+        if !self.readable {
+            return Err(Error::OneWay { receives: false });
+        }
+        let timeout = match timeout {
+            None => PollTimeout::NONE,
+            Some(timeout) => {
+                let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128);
+                PollTimeout::try_from(millis as i32).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [PollFd::new(self.stream.as_fd(), PollFlags::POLLIN)];
+        loop {
+            match nix::poll::poll(&mut fds, timeout) {
+                Ok(ready) => return Ok(ready > 0),
+                Err(nix::Error::EINTR) => {}
+                Err(errno) => {
+                    return Err(Error::Os {
+                        context: "cannot poll a pipe",
+                        errno,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sets the largest message this end sends or accepts (1 GiB by default).
+    pub fn set_max_message(&mut self, bytes: usize) {
+        self.max_message = bytes;
+    }
+
+    /// The underlying socket, to hand to `poll` or `select` with others.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+}
+
+impl From<Connection> for OwnedFd {
+    fn from(connection: Connection) -> OwnedFd {
+        connection.stream.into()
+    }
+}
+
+/// Maps a broken connection to [`Error::Disconnected`], anything else to [`Error::Os`].
+fn io_error(error: std::io::Error, context: &'static str) -> Error {
+    match error.raw_os_error() {
+        Some(libc::EPIPE | libc::ECONNRESET) => Error::Disconnected,
+        _ => Error::Os {
+            context,
+            errno: errno_of(&error),
+        },
+    }
+}

@@ -1,0 +1,781 @@
+//! Python's `multiprocessing.Queue` and `JoinableQueue`: messages between processes.
+//!
+//! A queue is a ring of bytes in memory shared by every process forked after it was made,
+//! with a robust process-shared mutex and condition variables beside it. [`Queue::put`]
+//! encodes the message (with [`codec`](crate::codec)) and copies the frame into the ring under
+//! the mutex; [`Queue::get`] copies the oldest frame out and decodes it. What this design buys,
+//! compared with Python's pipe and feeder thread:
+//!
+//! - **Nothing is sent late.** `put` encodes at once, so an error is returned by `put` itself;
+//!   Python pickles on a background thread and reports the error there, later.
+//! - **No joining trap.** Python's feeder thread keeps a process that has put data alive until
+//!   the data is read (CPython issue 73983), so joining a producer before reading deadlocks.
+//!   Here `put` never waits on a reader unless the queue was made with a `maxsize`: the ring
+//!   grows instead, and a producer can end as soon as `put` returns.
+//! - **A message is whole or absent.** The ring's indices move only after a frame is fully
+//!   copied. A writer killed in the middle of a message leaves nothing behind it; a reader
+//!   killed in the middle leaves the message for the next reader. Whoever takes the mutex next
+//!   is told (a WARNING log record) and carries on.
+//! - **Any size.** A message larger than the ring grows the ring; the limit is
+//!   [`Builder::max_message`], checked by `put` before anything is copied.
+
+use std::borrow::Borrow;
+use std::cell::{RefCell, UnsafeCell};
+use std::marker::PhantomData;
+use std::num::NonZeroUsize;
+use std::ops::Deref;
+use std::os::fd::OwnedFd;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::shm::Shared;
+use crate::sync::{Acquired, Kind, RawCondvar, RawMutex};
+
+/// The ring's first size; it doubles when a message does not fit. Pages are only
+/// allocated when touched.
+const INITIAL_CAPACITY: u64 = 1 << 20;
+
+/// The default largest message, encoded: 1 GiB.
+const DEFAULT_MAX_MESSAGE: u64 = 1 << 30;
+
+/// Bytes of the length that precedes each message in the ring.
+const LENGTH: u64 = size_of::<u64>() as u64;
+
+/// A first-in, first-out queue of `T` between processes: Python's `multiprocessing.Queue`.
+///
+/// Make it before starting the processes that use it; every process forked afterwards shares
+/// it, and any number of them (and of their threads) may put and get at once. Messages from
+/// one producer arrive in the order it put them; none is lost or delivered twice.
+/// Cloning gives another handle to the same queue.
+///
+/// # Example
+///
+/// ```no_run
+/// use multiprocessing::{Process, Queue};
+///
+/// # fn main() -> multiprocessing::Result<()> {
+/// let q: Queue<i32> = Queue::new()?;
+/// let producer = {
+///     let q = q.clone();
+///     Process::new(move || q.put(5))
+/// };
+/// producer.start()?;
+/// assert_eq!(q.get()?, 5);
+/// producer.join()?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The lesson `lesson-queue` runs more.
+pub struct Queue<T> {
+    inner: Arc<Inner>,
+    _message: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            inner: self.inner.clone(),
+            _message: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("qsize", &self.qsize().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options for a [`Queue`]: Python's `Queue(maxsize)`, and a limit on message size.
+#[derive(Clone, Copy, Debug)]
+#[must_use]
+pub struct Builder {
+    maxsize: u64,
+    max_message: u64,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            maxsize: 0,
+            max_message: DEFAULT_MAX_MESSAGE,
+        }
+    }
+}
+
+impl Builder {
+    /// The defaults: no `maxsize`, messages up to 1 GiB.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use multiprocessing::Queue;
+    /// use multiprocessing::queue::Builder;
+    ///
+    /// let q: Queue<Vec<u8>> = Builder::new().maxsize(10).max_message(1 << 20).build()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// The most messages the queue holds; `put` waits (or fails, without blocking) while it
+    /// is full. 0, the default, means no limit.
+    pub fn maxsize(mut self, maxsize: usize) -> Builder {
+        self.maxsize = maxsize as u64;
+        self
+    }
+
+    /// The largest message, in encoded bytes, that `put` accepts and `get` believes (1 GiB
+    /// by default).
+    pub fn max_message(mut self, bytes: usize) -> Builder {
+        self.max_message = bytes as u64;
+        self
+    }
+
+    /// Makes the queue.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] when the shared memory cannot be made.
+    pub fn build<T: Serialize + DeserializeOwned>(self) -> Result<Queue<T>> {
+        Ok(Queue {
+            inner: Arc::new(Inner::new(self)?),
+            _message: PhantomData,
+        })
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Queue<T> {
+    /// An unbounded queue.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] when the shared memory cannot be made.
+    pub fn new() -> Result<Queue<T>> {
+        Builder::default().build()
+    }
+
+    /// A queue that holds at most `maxsize` messages (0: no limit): Python's
+    /// `Queue(maxsize)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::new`].
+    pub fn with_maxsize(maxsize: usize) -> Result<Queue<T>> {
+        Builder::default().maxsize(maxsize).build()
+    }
+
+    /// Puts a message, waiting for room if the queue is bounded and full.
+    ///
+    /// Takes the message or a reference to it; pass a reference to keep it when the queue
+    /// refuses it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] when the message cannot be encoded, [`Error::MessageTooLarge`] over
+    /// the limit, [`Error::Closed`] after [`close`](Queue::close), [`Error::Os`].
+    pub fn put(&self, item: impl Borrow<T>) -> Result<()> {
+        self.put_until(item.borrow(), None)
+    }
+
+    /// Puts a message, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`] when there was no room in time, and as [`put`](Queue::put).
+    pub fn put_timeout(&self, item: impl Borrow<T>, timeout: Duration) -> Result<()> {
+        self.put_until(item.borrow(), Some(Instant::now() + timeout))
+    }
+
+    /// Puts a message only if there is room now: Python's `put(item, block=False)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`] when there is no room, and as [`put`](Queue::put).
+    pub fn try_put(&self, item: impl Borrow<T>) -> Result<()> {
+        self.put_until(item.borrow(), Some(Instant::now()))
+    }
+
+    fn put_until(&self, item: &T, deadline: Option<Instant>) -> Result<()> {
+        self.check_open()?;
+        SCRATCH.with_borrow_mut(|bytes| {
+            codec::encode_into(bytes, item)?;
+            self.inner.put_bytes(bytes, deadline)
+        })
+    }
+
+    /// Takes the oldest message, waiting for one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when the message is not a `T` (it is consumed),
+    /// [`Error::Closed`] after [`close`](Queue::close), [`Error::Corrupt`], [`Error::Os`].
+    pub fn get(&self) -> Result<T> {
+        self.get_until(None)
+    }
+
+    /// Takes the oldest message, waiting at most `timeout` for one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Empty`] when none came in time, and as [`get`](Queue::get).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.get_until(Some(Instant::now() + timeout))
+    }
+
+    /// Takes the oldest message if there is one now: Python's `get(block=False)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Empty`] when there is none, and as [`get`](Queue::get).
+    pub fn try_get(&self) -> Result<T> {
+        self.get_until(Some(Instant::now()))
+    }
+
+    fn get_until(&self, deadline: Option<Instant>) -> Result<T> {
+        self.check_open()?;
+        SCRATCH.with_borrow_mut(|bytes| {
+            self.inner.get_bytes(bytes, deadline)?;
+            codec::decode(bytes)
+        })
+    }
+}
+
+impl<T> Queue<T> {
+    /// How many messages are in the queue now; others may change it at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] when the queue's mutex fails.
+    pub fn qsize(&self) -> Result<usize> {
+        Ok(self.inner.lock(None)?.expect("no deadline").state().count as usize)
+    }
+
+    /// Whether the queue is empty now; a snapshot, like [`qsize`](Queue::qsize).
+    ///
+    /// # Errors
+    ///
+    /// As [`qsize`](Queue::qsize).
+    pub fn empty(&self) -> Result<bool> {
+        Ok(self.qsize()? == 0)
+    }
+
+    /// Whether a bounded queue is full now; always false without a `maxsize`.
+    ///
+    /// # Errors
+    ///
+    /// As [`qsize`](Queue::qsize).
+    pub fn full(&self) -> Result<bool> {
+        let guard = self.inner.lock(None)?.expect("no deadline");
+        let state = guard.state();
+        Ok(state.maxsize > 0 && state.count >= state.maxsize)
+    }
+
+    /// Says that this process will put and get no more: Python's `close()`. The queue
+    /// stays usable by the other processes; here, every handle to it refuses `put` and `get`
+    /// from now on.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::Relaxed);
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+thread_local! {
+    /// Each thread's buffer for encoding and decoding, reused from message to message.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A [`Queue`] that counts unfinished tasks: Python's `multiprocessing.JoinableQueue`.
+///
+/// Every `put` adds a task; every [`task_done`](JoinableQueue::task_done) finishes one, in
+/// whichever process; [`join`](JoinableQueue::join) waits until none is left. It is a `Queue`
+/// in every other way, and derefs to one.
+///
+/// # Example
+///
+/// ```no_run
+/// use multiprocessing::{JoinableQueue, Process};
+///
+/// # fn main() -> multiprocessing::Result<()> {
+/// let tasks: JoinableQueue<u32> = JoinableQueue::new()?;
+/// let worker = {
+///     let tasks = tasks.clone();
+///     Process::new(move || -> multiprocessing::Result<()> {
+///         let n = tasks.get()?;
+///         println!("{n} squared is {}", n * n);
+///         tasks.task_done()
+///     })
+/// };
+/// worker.start()?;
+/// tasks.put(7)?;
+/// tasks.join()?; // returns once the worker has called task_done
+/// # Ok(())
+/// # }
+/// ```
+pub struct JoinableQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> Self {
+        JoinableQueue {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinableQueue")
+            .field("queue", &self.queue)
+            .finish()
+    }
+}
+
+impl<T> Deref for JoinableQueue<T> {
+    type Target = Queue<T>;
+
+    fn deref(&self) -> &Queue<T> {
+        &self.queue
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
+    /// An unbounded joinable queue.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::new`].
+    pub fn new() -> Result<JoinableQueue<T>> {
+        Ok(JoinableQueue {
+            queue: Queue::new()?,
+        })
+    }
+
+    /// A joinable queue built with the given options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::build`].
+    pub fn with(builder: Builder) -> Result<JoinableQueue<T>> {
+        Ok(JoinableQueue {
+            queue: builder.build()?,
+        })
+    }
+}
+
+impl<T> JoinableQueue<T> {
+    /// Marks one task, taken with `get`, as finished.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TaskDoneTooManyTimes`] when there is no unfinished task, [`Error::Os`].
+    pub fn task_done(&self) -> Result<()> {
+        let guard = self.queue.inner.lock(None)?.expect("no deadline");
+        let state = guard.state();
+        if state.unfinished == 0 {
+            return Err(Error::TaskDoneTooManyTimes);
+        }
+        state.unfinished -= 1;
+        if state.unfinished == 0 {
+            self.queue.inner.header.all_done.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Waits until every message put has been marked done.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`].
+    pub fn join(&self) -> Result<()> {
+        self.join_until(None).map(drop)
+    }
+
+    /// Waits at most `timeout` for every task to be done; returns whether they all were.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`].
+    pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
+        self.join_until(Some(Instant::now() + timeout))
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> Result<bool> {
+        let inner = &self.queue.inner;
+        let Some(mut guard) = inner.lock(deadline)? else {
+            return Ok(false);
+        };
+        while guard.state().unfinished > 0 {
+            if !guard.wait(&inner.header.all_done, deadline)? {
+                return Ok(guard.state().unfinished == 0);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// What every process shares: the mutex, the conditions, and the ring's indices.
+struct Header {
+    mutex: RawMutex,
+    not_empty: RawCondvar,
+    not_full: RawCondvar,
+    all_done: RawCondvar,
+    state: UnsafeCell<State>,
+}
+
+/// The ring's bookkeeping, changed only under the mutex. Positions count bytes since the
+/// ring last grew; `position % capacity` is where a byte sits.
+#[derive(Clone, Copy, Debug)]
+struct State {
+    head: u64,
+    tail: u64,
+    count: u64,
+    capacity: u64,
+    /// Changes whenever the ring grows, telling other processes to map it again.
+    generation: u64,
+    maxsize: u64,
+    max_message: u64,
+    /// Messages put and not yet marked done (for `JoinableQueue`).
+    unfinished: u64,
+}
+
+/// This process's side of a queue.
+struct Inner {
+    header: Shared<Header>,
+    /// The ring's memory, inherited by forked children as an open file.
+    ring: OwnedFd,
+    /// This process's mapping of the ring; used only under the shared mutex.
+    view: UnsafeCell<View>,
+    /// Set by `close`, for this process.
+    closed: AtomicBool,
+}
+
+// SAFETY: the only unsynchronised field, `view`, is touched only while the shared mutex is
+// held, which excludes every other thread of every process.
+unsafe impl Sync for Inner {}
+// SAFETY: as above; the mapping and the file belong to the process, not to a thread.
+unsafe impl Send for Inner {}
+
+/// A mapping of the ring at some generation.
+struct View {
+    ptr: Option<NonNull<u8>>,
+    len: u64,
+    generation: u64,
+}
+
+impl Inner {
+    fn new(options: Builder) -> Result<Inner> {
+        let header = Shared::new(Header {
+            mutex: RawMutex::new(),
+            not_empty: RawCondvar::new(),
+            not_full: RawCondvar::new(),
+            all_done: RawCondvar::new(),
+            state: UnsafeCell::new(State {
+                head: 0,
+                tail: 0,
+                count: 0,
+                capacity: INITIAL_CAPACITY,
+                generation: 1,
+                maxsize: options.maxsize,
+                max_message: options.max_message,
+                unfinished: 0,
+            }),
+        })?;
+        // SAFETY: the header was just placed in shared memory, where it stays, and no other
+        // thread or process can see it yet.
+        unsafe {
+            header.mutex.init(Kind::Normal)?;
+            header.not_empty.init()?;
+            header.not_full.init()?;
+            header.all_done.init()?;
+        }
+        let ring = memfd_create("multiprocessing-queue", MFdFlags::MFD_CLOEXEC)
+            .map_err(Error::os("cannot make a queue's memory"))?;
+        nix::unistd::ftruncate(&ring, INITIAL_CAPACITY as i64)
+            .map_err(Error::os("cannot size a queue's memory"))?;
+        Ok(Inner {
+            header,
+            ring,
+            view: UnsafeCell::new(View {
+                ptr: None,
+                len: 0,
+                generation: 0,
+            }),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Locks the queue until `deadline`; `None` when it passed.
+    fn lock(&self, deadline: Option<Instant>) -> Result<Option<Guard<'_>>> {
+        let acquired = self.header.mutex.lock(deadline)?;
+        Ok(acquired.map(|acquired| {
+            let guard = Guard { inner: self };
+            guard.after_acquire(acquired);
+            guard
+        }))
+    }
+
+    fn put_bytes(&self, bytes: &[u8], deadline: Option<Instant>) -> Result<()> {
+        let size = bytes.len() as u64;
+        let max_message = self.header_state_max_message();
+        if size > max_message {
+            return Err(Error::MessageTooLarge {
+                size: bytes.len(),
+                limit: max_message as usize,
+            });
+        }
+        let Some(mut guard) = self.lock(deadline)? else {
+            return Err(Error::Full);
+        };
+        loop {
+            let state = guard.state();
+            if state.maxsize == 0 || state.count < state.maxsize {
+                break;
+            }
+            if !guard.wait(&self.header.not_full, deadline)? {
+                let state = guard.state();
+                if state.count >= state.maxsize {
+                    return Err(Error::Full);
+                }
+            }
+        }
+        guard.reserve(LENGTH + size)?;
+        let tail = guard.state().tail;
+        guard.write_at(tail, &size.to_le_bytes());
+        guard.write_at(tail + LENGTH, bytes);
+        let state = guard.state();
+        state.tail += LENGTH + size;
+        state.count += 1;
+        state.unfinished += 1;
+        self.header.not_empty.notify_one();
+        Ok(())
+    }
+
+    fn get_bytes(&self, bytes: &mut Vec<u8>, deadline: Option<Instant>) -> Result<()> {
+        let Some(mut guard) = self.lock(deadline)? else {
+            return Err(Error::Empty);
+        };
+        while guard.state().count == 0 {
+            if !guard.wait(&self.header.not_empty, deadline)? && guard.state().count == 0 {
+                return Err(Error::Empty);
+            }
+        }
+        guard.map_current()?;
+        let State {
+            head,
+            tail,
+            max_message,
+            ..
+        } = *guard.state();
+        let mut length = [0; LENGTH as usize];
+        guard.read_at(head, &mut length);
+        let size = u64::from_le_bytes(length);
+        let available = (tail - head).saturating_sub(LENGTH);
+        if size > max_message || size > available {
+            return Err(Error::Corrupt {
+                message: format!(
+                    "a message claims {size} bytes; {available} are in the queue, \
+                     the limit is {max_message}"
+                ),
+            });
+        }
+        bytes.clear();
+        bytes.resize(size as usize, 0);
+        guard.read_at(head + LENGTH, bytes);
+        let state = guard.state();
+        state.head += LENGTH + size;
+        state.count -= 1;
+        if state.maxsize > 0 {
+            self.header.not_full.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The message limit, which never changes after the queue is made.
+    fn header_state_max_message(&self) -> u64 {
+        // SAFETY: `max_message` is written once, before the queue is shared, and only read
+        // afterwards.
+        unsafe { (*self.header.state.get()).max_message }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let view = self.view.get_mut();
+        if let Some(ptr) = view.ptr.take() {
+            // SAFETY: our own mapping, of this length; nothing else refers to it once the
+            // last handle of this process is gone.
+            let _ = unsafe { munmap(ptr.cast(), view.len as usize) };
+        }
+    }
+}
+
+/// The shared mutex, held; unlocked when dropped.
+struct Guard<'a> {
+    inner: &'a Inner,
+}
+
+impl Guard<'_> {
+    /// Reports an owner that died holding the mutex. The state is consistent: it only changes
+    /// after a frame is complete, so the dead process's unfinished message is simply absent.
+    fn after_acquire(&self, acquired: Acquired) {
+        if acquired == Acquired::OwnerDied {
+            log::warn!(
+                "a process died while putting into or getting from a queue; \
+                 its unfinished message was dropped, the queue is intact"
+            );
+        }
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn state(&self) -> &mut State {
+        // SAFETY: this guard holds the mutex that every access to the state takes, so no
+        // other reference to it exists while this one lives (callers do not keep two).
+        unsafe { &mut *self.inner.header.state.get() }
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn view(&self) -> &mut View {
+        // SAFETY: as for `state`: the view is only used under the mutex.
+        unsafe { &mut *self.inner.view.get() }
+    }
+
+    /// Waits on `condition`; false when `deadline` passed.
+    fn wait(&mut self, condition: &RawCondvar, deadline: Option<Instant>) -> Result<bool> {
+        let (acquired, timed_out) = condition.wait(&self.inner.header.mutex, deadline)?;
+        self.after_acquire(acquired);
+        Ok(!timed_out)
+    }
+
+    /// Maps the ring as it is now, if the ring grew since this process last mapped it.
+    fn map_current(&mut self) -> Result<()> {
+        let State {
+            capacity,
+            generation,
+            ..
+        } = *self.state();
+        self.map(capacity, generation)
+    }
+
+    /// Maps the first `capacity` bytes of the ring as `generation`, unless already mapped.
+    fn map(&mut self, capacity: u64, generation: u64) -> Result<()> {
+        let view = self.view();
+        if view.ptr.is_some() && view.generation == generation {
+            return Ok(());
+        }
+        if let Some(old) = view.ptr.take() {
+            // SAFETY: our previous mapping; no slice into it outlives a guard.
+            let _ = unsafe { munmap(old.cast(), view.len as usize) };
+        }
+        let length = NonZeroUsize::new(capacity as usize).expect("the ring is never empty");
+        // SAFETY: a new shared mapping of the ring file, which is `capacity` bytes long.
+        let ptr = unsafe {
+            mmap(
+                None,
+                length,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                &self.inner.ring,
+                0,
+            )
+        }
+        .map_err(Error::os("cannot map a queue's memory"))?;
+        *view = View {
+            ptr: Some(ptr.cast()),
+            len: capacity,
+            generation,
+        };
+        Ok(())
+    }
+
+    /// Makes room for `needed` more bytes, growing the ring if it must.
+    fn reserve(&mut self, needed: u64) -> Result<()> {
+        self.map_current()?;
+        let state = *self.state();
+        let used = state.tail - state.head;
+        if state.capacity - used >= needed {
+            return Ok(());
+        }
+        let old = state.capacity;
+        let new = (old * 2).max((used + needed).next_power_of_two());
+        nix::unistd::ftruncate(&self.inner.ring, new as i64)
+            .map_err(Error::os("cannot grow a queue's memory"))?;
+        // Map the larger file as a generation no process has seen yet; the shared state
+        // keeps describing the old ring until the data has moved.
+        self.map(new, state.generation + 1)?;
+        // Make the data contiguous: the part that wrapped to the start moves past the old end.
+        let head = state.head % old;
+        if used > 0 && head + used > old {
+            let wrapped = (head + used - old) as usize;
+            let base = self.view().ptr.expect("mapped").as_ptr();
+            // SAFETY: both ranges lie inside the new mapping (old + wrapped <= new) and do not
+            // overlap (the first ends at `wrapped` <= old).
+            unsafe { std::ptr::copy_nonoverlapping(base, base.add(old as usize), wrapped) };
+        }
+        *self.state() = State {
+            head,
+            tail: head + used,
+            capacity: new,
+            generation: state.generation + 1,
+            ..state
+        };
+        Ok(())
+    }
+
+    /// Copies `bytes` into the ring at `position`, wrapping at the end.
+    fn write_at(&mut self, position: u64, bytes: &[u8]) {
+        let (base, capacity) = self.mapped();
+        let start = (position % capacity) as usize;
+        let first = bytes.len().min(capacity as usize - start);
+        // SAFETY: `start + first <= capacity` and `bytes.len() - first <= start` (the caller
+        // reserved room), all inside the mapping, which does not overlap `bytes`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), base.add(start), first);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr().add(first), base, bytes.len() - first);
+        }
+    }
+
+    /// Copies bytes from the ring at `position` into `bytes`, wrapping at the end.
+    fn read_at(&mut self, position: u64, bytes: &mut [u8]) {
+        let (base, capacity) = self.mapped();
+        let start = (position % capacity) as usize;
+        let first = bytes.len().min(capacity as usize - start);
+        // SAFETY: as in `write_at`; the caller checked that the bytes are in the queue.
+        unsafe {
+            std::ptr::copy_nonoverlapping(base.add(start), bytes.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(base, bytes.as_mut_ptr().add(first), bytes.len() - first);
+        }
+    }
+
+    fn mapped(&mut self) -> (*mut u8, u64) {
+        let view = self.view();
+        (view.ptr.expect("mapped before use").as_ptr(), view.len)
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        let _ = self.inner.header.mutex.unlock();
+    }
+}

@@ -1,0 +1,169 @@
+//! `pipe` and `Connection` as a user sees them: both directions, one-way ends, large
+//! messages, polling, a closed peer, and bad or cut-off frames.
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::thread::sleep;
+use std::time::Duration;
+
+use multiprocessing::{Connection, Error, ExitStatus, Process, pipe};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn finish(process: &Process) -> ExitStatus {
+    match process.join_timeout(PATIENCE).expect("join") {
+        Some(status) => status,
+        None => {
+            process.kill().expect("kill");
+            process.join().expect("join");
+            panic!("{process} did not end in time");
+        }
+    }
+}
+
+/// A peer end as a raw socket, to write whatever bytes a test needs.
+fn raw_socket(end: Connection) -> UnixStream {
+    UnixStream::from(OwnedFd::from(end))
+}
+
+#[test]
+fn both_ends_send_and_receive() {
+    let (mut parent_conn, mut child_conn) = pipe(true).unwrap();
+    let p = Process::new(move || -> multiprocessing::Result<()> {
+        let question: String = child_conn.recv()?;
+        child_conn.send(&format!("{question} 42"))
+    });
+    p.start().unwrap();
+    parent_conn.send("the answer is").unwrap();
+    assert_eq!(parent_conn.recv::<String>().unwrap(), "the answer is 42");
+    assert!(finish(&p).success());
+}
+
+#[test]
+fn one_way_ends_refuse_the_other_direction() {
+    let (mut receiver, mut sender) = pipe(false).unwrap();
+    assert!(matches!(
+        receiver.send(&1),
+        Err(Error::OneWay { receives: true })
+    ));
+    assert!(matches!(
+        sender.recv::<i32>(),
+        Err(Error::OneWay { receives: false })
+    ));
+    assert!(matches!(sender.poll(None), Err(Error::OneWay { .. })));
+    sender.send(&7).unwrap();
+    assert_eq!(receiver.recv::<i32>().unwrap(), 7);
+}
+
+#[test]
+fn a_16_mib_message_arrives_whole() {
+    let (mut reader, mut writer) = pipe(false).unwrap();
+    let big: Vec<u8> = (0..16 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let sender = {
+        let big = big.clone();
+        Process::new(move || writer.send_bytes(&big))
+    };
+    sender.start().unwrap();
+    assert_eq!(reader.recv_bytes().unwrap(), big);
+    assert!(finish(&sender).success());
+}
+
+#[test]
+fn poll_waits_at_most_its_timeout() {
+    let (mut a, mut b) = pipe(true).unwrap();
+    assert!(!a.poll(Some(Duration::from_millis(20))).unwrap());
+    b.send_bytes(b"ready").unwrap();
+    assert!(a.poll(Some(Duration::ZERO)).unwrap());
+    assert_eq!(a.recv_bytes().unwrap(), b"ready");
+    drop(b);
+    // The end of the stream counts as something to read, as in Python.
+    assert!(a.poll(Some(PATIENCE)).unwrap());
+    assert!(matches!(a.recv_bytes(), Err(Error::Disconnected)));
+}
+
+#[test]
+fn a_peer_that_is_gone_is_reported_distinctly() {
+    let (mut mine, theirs) = pipe(true).unwrap();
+    let p = Process::new(move || drop(theirs));
+    p.start().unwrap();
+    assert!(finish(&p).success());
+    assert!(matches!(mine.recv::<u8>(), Err(Error::Disconnected)));
+    assert!(matches!(mine.send(&1u8), Err(Error::Disconnected)));
+}
+
+#[test]
+fn a_frame_cut_short_is_corrupt_not_a_half_message() {
+    let (mut reader, writer) = pipe(false).unwrap();
+    let mut raw = raw_socket(writer);
+    raw.write_all(&100u64.to_le_bytes()).unwrap();
+    raw.write_all(&[1; 10]).unwrap();
+    drop(raw);
+    let error = reader.recv_bytes().unwrap_err();
+    assert!(matches!(error, Error::Corrupt { .. }), "{error}");
+
+    let (mut reader, writer) = pipe(false).unwrap();
+    let mut raw = raw_socket(writer);
+    raw.write_all(&[1, 2, 3]).unwrap();
+    drop(raw);
+    assert!(matches!(reader.recv_bytes(), Err(Error::Corrupt { .. })));
+}
+
+#[test]
+fn a_huge_length_is_refused_before_allocating() {
+    let (mut reader, writer) = pipe(false).unwrap();
+    let mut raw = raw_socket(writer);
+    raw.write_all(&u64::MAX.to_le_bytes()).unwrap();
+    let error = reader.recv_bytes().unwrap_err();
+    assert!(matches!(error, Error::MessageTooLarge { .. }), "{error}");
+
+    let (mut reader, mut writer) = pipe(false).unwrap();
+    reader.set_max_message(4);
+    writer.send_bytes(b"12345").unwrap();
+    assert!(matches!(
+        reader.recv_bytes(),
+        Err(Error::MessageTooLarge { size: 5, limit: 4 })
+    ));
+    writer.set_max_message(4);
+    assert!(matches!(
+        writer.send_bytes(b"12345"),
+        Err(Error::MessageTooLarge { .. })
+    ));
+}
+
+#[test]
+fn garbage_is_a_decode_error() {
+    let (mut reader, mut writer) = pipe(false).unwrap();
+    writer.send_bytes(&[0xff; 3]).unwrap();
+    let error = reader.recv::<String>().unwrap_err();
+    assert!(matches!(error, Error::Decode { .. }), "{error}");
+    // The frame was whole, so the stream goes on.
+    writer.send(&"fine").unwrap();
+    assert_eq!(reader.recv::<String>().unwrap(), "fine");
+}
+
+#[test]
+fn a_writer_killed_mid_message_ends_in_an_error_not_a_partial_message() {
+    let (mut reader, mut writer) = pipe(false).unwrap();
+    let p = Process::new(move || -> multiprocessing::Result<()> {
+        loop {
+            writer.send_bytes(&vec![9u8; 4 << 20])?;
+        }
+    });
+    p.start().unwrap();
+    let first = reader.recv_bytes().unwrap();
+    assert!(first.len() == 4 << 20 && first.iter().all(|&b| b == 9));
+    sleep(Duration::from_millis(50));
+    p.kill().unwrap();
+    assert_eq!(finish(&p).exitcode(), -9);
+    let end = loop {
+        match reader.recv_bytes() {
+            Ok(message) => assert!(message.len() == 4 << 20 && message.iter().all(|&b| b == 9)),
+            Err(error) => break error,
+        }
+    };
+    assert!(
+        matches!(end, Error::Corrupt { .. } | Error::Disconnected),
+        "{end}"
+    );
+}
