@@ -10,10 +10,13 @@
 //! | `Process(target=f, args=(i,))` | [`Process::new`]`(move \|\| f(i))` |
 //! | `Process(name=..., daemon=...)` | [`Process::builder`] |
 //! | `p.exitcode` | [`Process::exitcode`], [`ExitStatus`] |
+//! | `class Consumer(Process)` with `run` | a type that implements [`Run`] |
 //! | `sys.exit(n)` in a child | [`exit`] |
 //! | `current_process()`, `parent_process()` | [`current_process`], [`parent_process`] |
 //! | `active_children()`, `cpu_count()` | [`active_children`], [`cpu_count`] |
 //! | `log_to_stderr(level)`, `get_logger()` | [`logging::log_to_stderr`], [`logging::get_logger`] |
+//! | `Queue(maxsize)`, `JoinableQueue()` | [`Queue`], [`JoinableQueue`] |
+//! | `Pipe(duplex)` | [`pipe`], [`Connection`] |
 //!
 //! # Example
 //!
@@ -51,7 +54,7 @@ pub use error::{Error, Result};
 pub use nix::sys::signal::Signal;
 pub use pipe::{Connection, pipe};
 pub use process::{
-    Builder, CurrentProcess, ExitStatus, Outcome, ParentProcess, Process, active_children,
+    Builder, CurrentProcess, ExitStatus, Outcome, ParentProcess, Process, Run, active_children,
     cpu_count, current_process, exit, parent_process,
 };
 pub use queue::{JoinableQueue, Queue};

@@ -127,9 +127,23 @@ impl Builder {
         F: FnOnce() -> R + Send + 'static,
         R: Outcome,
     {
+        self.make("Process", target)
+    }
+
+    /// Creates the process that will call `runner.run()`; without a name it is called after
+    /// the type, `Consumer-N` for a `Consumer`, as Python names a subclass's processes.
+    pub fn run<T: Run>(self, runner: T) -> Process {
+        self.make(short_type_name::<T>(), move || runner.run())
+    }
+
+    fn make<F, R>(self, prefix: &str, target: F) -> Process
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Outcome,
+    {
         let state = state::current();
         let identity = state.next_identity();
-        let name = self.name.unwrap_or_else(|| default_name(&identity));
+        let name = self.name.unwrap_or_else(|| default_name(prefix, &identity));
         Process {
             inner: Arc::new(Inner {
                 identity,
@@ -145,10 +159,56 @@ impl Builder {
     }
 }
 
-/// `Process-1`, `Process-1:2`, ... as Python names them.
-fn default_name(identity: &[u64]) -> String {
+/// `Process-1`, `Process-1:2`, ... as Python names them (with the class name as `prefix`).
+fn default_name(prefix: &str, identity: &[u64]) -> String {
     let numbers: Vec<String> = identity.iter().map(u64::to_string).collect();
-    format!("Process-{}", numbers.join(":"))
+    format!("{prefix}-{}", numbers.join(":"))
+}
+
+/// `Consumer` for `my_crate::Consumer<T>`: the name Python would print for a class.
+fn short_type_name<T>() -> &'static str {
+    let path = std::any::type_name::<T>();
+    let path = path.split('<').next().unwrap_or(path);
+    path.rsplit("::").next().unwrap_or(path)
+}
+
+/// What a type does as a process: the Rust counterpart of subclassing Python's `Process` and
+/// overriding `run`.
+///
+/// The value is moved into the child, which calls `run` once. Its processes are named after
+/// the type: `Consumer-1`, `Consumer-2`, ..., counted with the other processes of the parent.
+///
+/// # Example
+///
+/// ```no_run
+/// use multiprocessing::{Process, Run, current_process};
+///
+/// struct Greeter {
+///     greeting: String,
+/// }
+///
+/// impl Run for Greeter {
+///     type Output = ();
+///
+///     fn run(self) {
+///         println!("{} from {}", self.greeting, current_process().name());
+///     }
+/// }
+///
+/// # fn main() -> multiprocessing::Result<()> {
+/// let p = Process::from_run(Greeter { greeting: "Hello".into() });
+/// assert_eq!(p.name(), "Greeter-1");
+/// p.start()?; // prints "Hello from Greeter-1"
+/// p.join()?;
+/// # Ok(())
+/// # }
+/// ```
+pub trait Run: Send + 'static {
+    /// What `run` returns: `()`, or a `Result` whose error is reported, as for a closure.
+    type Output: Outcome;
+
+    /// The work of the process, in the child.
+    fn run(self) -> Self::Output;
 }
 
 /// Locks a mutex whose data stays valid even if a holder panicked.
@@ -176,6 +236,13 @@ impl Process {
         R: Outcome,
     {
         Builder::default().target(target)
+    }
+
+    /// Creates a process that will call `runner.run()`, named after `T`.
+    ///
+    /// Equivalent to `Process::builder().run(runner)`; see [`Run`].
+    pub fn from_run<T: Run>(runner: T) -> Process {
+        Builder::default().run(runner)
     }
 
     /// Starts building a process with a name or the daemon flag.

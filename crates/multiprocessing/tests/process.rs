@@ -500,3 +500,33 @@ fn a_daemon_that_ignores_sigterm_is_killed_at_exit() {
         "the daemon that ignored SIGTERM outlived its parent"
     );
 }
+
+/// A type that runs as a process, as a Python subclass of `Process` does.
+struct Consumer {
+    out: std::io::PipeWriter,
+}
+
+impl multiprocessing::Run for Consumer {
+    type Output = std::io::Result<()>;
+
+    fn run(mut self) -> std::io::Result<()> {
+        write!(self.out, "{} ran", current_process().name())
+    }
+}
+
+#[test]
+fn a_run_type_is_named_after_itself_and_counted_with_the_others() {
+    isolated(|| {
+        let me = current_process().name().to_owned();
+        let (mut reader, out) = std::io::pipe().unwrap();
+        let plain = Process::new(|| ());
+        let consumer = Process::from_run(Consumer { out });
+        assert_eq!(plain.name(), format!("{me}:1"));
+        let suffix = me.strip_prefix("Process").unwrap();
+        assert_eq!(consumer.name(), format!("Consumer{suffix}:2"));
+        assert_eq!(run(&consumer), ExitStatus::Exited(0));
+        let mut text = String::new();
+        reader.read_to_string(&mut text).unwrap();
+        assert_eq!(text, format!("Consumer{suffix}:2 ran"));
+    });
+}
