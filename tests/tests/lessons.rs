@@ -81,6 +81,10 @@ lessons! {
     lesson_exitcode: "lesson-exitcode", "lesson-exitcode", "output.txt", Exact;
     lesson_logging: "lesson-logging", "lesson-logging", "output.txt", AnyOrder;
     get_logger: "lesson-logging", "get-logger", "output-get-logger.txt", Exact;
+    lesson_queue: "lesson-queue", "lesson-queue", "output.txt", Exact;
+    queue_fancy: "lesson-queue", "queue-fancy", "output-queue-fancy.txt", Exact;
+    producer_consumer: "lesson-queue", "producer-consumer", "output-producer-consumer.txt", AnyOrder;
+    queue_pipe: "lesson-queue", "queue-pipe", "output-queue-pipe.txt", Exact;
 }
 
 /// How long a lesson may run before it is killed and its test fails.
