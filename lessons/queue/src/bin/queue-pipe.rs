@@ -1,4 +1,5 @@
-//! Two ends of a pipe, one per process: `multiprocessing.Pipe`, the chapter's other channel.
+//! Two ends of a pipe, one per process: `multiprocessing.Pipe`, which the chapter's Python
+//! examples do not use; this one goes beyond the source material.
 //!
 //! Book: "Queues and pipes". Run: `cargo run -p lesson-queue --bin queue-pipe`.
 //!
