@@ -16,6 +16,7 @@ use std::fmt;
 /// // Joining a process that was never started is refused, not ignored.
 /// assert!(matches!(p.join(), Err(Error::NotStarted { .. })));
 /// ```
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum Error {
     /// `start` was called on a process that had already been started.
@@ -79,6 +80,33 @@ pub enum Error {
     },
     /// `task_done` was called more times than messages were put.
     TaskDoneTooManyTimes,
+    /// A task panicked in a worker; the worker lives on.
+    TaskPanicked {
+        /// Where it panicked, and the panic message.
+        message: String,
+    },
+    /// The worker running a task ended before finishing it.
+    WorkerDied {
+        /// The worker's name, `ForkPoolWorker-N`.
+        worker: String,
+        /// How it ended.
+        status: crate::ExitStatus,
+    },
+    /// Work was given to a pool after `close` or `terminate`.
+    PoolClosed,
+    /// The pool was terminated before the task finished.
+    PoolTerminated,
+    /// `join` was called on a pool that is neither closed nor terminated.
+    PoolRunning,
+    /// A pool was asked for 0 workers (or 0 tasks per worker).
+    NoWorkers,
+    /// A result was asked whether it succeeded before it was ready.
+    NotReady,
+    /// A wait ran out of time; the runtime's one timeout error.
+    Timeout {
+        /// How long it waited.
+        after: std::time::Duration,
+    },
     /// A system call failed.
     Os {
         /// What the runtime was doing.
@@ -147,6 +175,22 @@ impl fmt::Display for Error {
             Error::TaskDoneTooManyTimes => {
                 write!(f, "task_done() called more times than there were tasks")
             }
+            Error::TaskPanicked { message } => write!(f, "the task panicked: {message}"),
+            Error::WorkerDied { worker, status } => write!(
+                f,
+                "worker {worker} {status} while running this task; the pool replaced it"
+            ),
+            Error::PoolClosed => write!(f, "the pool is closed: it accepts no more work"),
+            Error::PoolTerminated => write!(f, "the pool was terminated before the task finished"),
+            Error::PoolRunning => {
+                write!(
+                    f,
+                    "the pool is still running: call close() or terminate() before join()"
+                )
+            }
+            Error::NoWorkers => write!(f, "a pool needs at least 1 process and 1 task per child"),
+            Error::NotReady => write!(f, "the result is not ready yet: wait() for it first"),
+            Error::Timeout { after } => write!(f, "timed out after {after:?}"),
             Error::Os { context, errno } => write!(f, "{context}: {}", errno.desc()),
         }
     }

@@ -17,6 +17,7 @@
 //! | `log_to_stderr(level)`, `get_logger()` | [`logging::log_to_stderr`], [`logging::get_logger`] |
 //! | `Queue(maxsize)`, `JoinableQueue()` | [`Queue`], [`JoinableQueue`] |
 //! | `Pipe(duplex)` | [`pipe`], [`Connection`] |
+//! | `Pool(processes, initializer)`, `map`, `apply_async` | [`Pool`], [`AsyncResult`] |
 //!
 //! # Example
 //!
@@ -43,6 +44,7 @@ pub mod codec;
 pub mod error;
 pub mod logging;
 pub mod pipe;
+pub mod pool;
 pub mod process;
 pub mod queue;
 mod shm;
@@ -53,6 +55,7 @@ pub use error::{Error, Result};
 /// Signals, for [`Process::signal`] and [`ExitStatus::signal`].
 pub use nix::sys::signal::Signal;
 pub use pipe::{Connection, pipe};
+pub use pool::{AsyncResult, Pool};
 pub use process::{
     Builder, CurrentProcess, ExitStatus, Outcome, ParentProcess, Process, Run, active_children,
     cpu_count, current_process, exit, parent_process,

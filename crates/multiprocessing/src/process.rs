@@ -32,6 +32,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
+pub(crate) use child::catch_task;
 pub use child::{Outcome, exit};
 pub use status::ExitStatus;
 use wait::Waiter;
@@ -136,7 +137,8 @@ impl Builder {
         self.make(short_type_name::<T>(), move || runner.run())
     }
 
-    fn make<F, R>(self, prefix: &str, target: F) -> Process
+    /// Creates the process; without a name it is called `{prefix}-N`.
+    pub(crate) fn make<F, R>(self, prefix: &str, target: F) -> Process
     where
         F: FnOnce() -> R + Send + 'static,
         R: Outcome,

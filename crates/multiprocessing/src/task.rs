@@ -30,7 +30,12 @@ use crate::error::Result;
 /// assert_eq!(task.call(25), 50);
 /// ```
 pub struct Task<A, R> {
-    func: fn(A) -> R,
+    /// The user's function, type-erased.
+    func: usize,
+    /// Calls `func` on an `A` here, in this process.
+    call: fn(usize, A) -> R,
+    /// Decodes an `A`, calls `func`, encodes the `R`: what another process runs.
+    invoke: Invoke,
 }
 
 impl<A, R> Clone for Task<A, R> {
@@ -44,7 +49,7 @@ impl<A, R> Copy for Task<A, R> {}
 impl<A, R> std::fmt::Debug for Task<A, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Task")
-            .field("func", &(self.func as usize as *const ()))
+            .field("func", &(self.func as *const ()))
             .finish()
     }
 }
@@ -55,22 +60,68 @@ where
     R: Serialize + DeserializeOwned,
 {
     /// Wraps `func`, a `fn` item or a closure that captures nothing.
-    pub const fn new(func: fn(A) -> R) -> Task<A, R> {
-        Task { func }
+    pub fn new(func: fn(A) -> R) -> Task<A, R> {
+        Task {
+            func: func as *const () as usize,
+            call: call_one::<A, R>,
+            invoke: invoke::<A, R>,
+        }
     }
 
     /// Runs the function here, in this process.
     pub fn call(&self, arg: A) -> R {
-        (self.func)(arg)
+        (self.call)(self.func, arg)
     }
 
     /// The reference to send to another process running the same executable.
     pub fn to_ref(&self) -> TaskRef {
         TaskRef {
-            invoke: offset(invoke::<A, R> as *const () as usize),
-            func: offset(self.func as *const () as usize),
+            invoke: offset(self.invoke as *const () as usize),
+            func: offset(self.func),
         }
     }
+}
+
+impl<A, B, R> Task<(A, B), R>
+where
+    A: Serialize + DeserializeOwned,
+    B: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned,
+{
+    /// Wraps a function of two arguments, called with a pair: Python's `starmap` unpacking.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use multiprocessing::task::Task;
+    ///
+    /// fn power(base: u64, exponent: u32) -> u64 {
+    ///     base.pow(exponent)
+    /// }
+    ///
+    /// assert_eq!(Task::pair(power).call((2, 10)), 1024);
+    /// ```
+    pub fn pair(func: fn(A, B) -> R) -> Task<(A, B), R> {
+        Task {
+            func: func as *const () as usize,
+            call: call_pair::<A, B, R>,
+            invoke: invoke_pair::<A, B, R>,
+        }
+    }
+}
+
+/// Calls the `fn(A) -> R` at `func`.
+fn call_one<A, R>(func: usize, arg: A) -> R {
+    // SAFETY: `Task::new` stores a `fn(A) -> R` in `func` and pairs it with this function.
+    let func = unsafe { std::mem::transmute::<usize, fn(A) -> R>(func) };
+    func(arg)
+}
+
+/// Calls the `fn(A, B) -> R` at `func` with the two halves of `arg`.
+fn call_pair<A, B, R>(func: usize, (a, b): (A, B)) -> R {
+    // SAFETY: `Task::pair` stores a `fn(A, B) -> R` in `func` and pairs it with this one.
+    let func = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(func) };
+    func(a, b)
 }
 
 /// A [`Task`] as it travels: where its code is, relative to this crate's anchor function.
@@ -114,11 +165,19 @@ impl TaskRef {
 
 /// Decodes an `A`, calls the `fn(A) -> R` at `func`, encodes the `R`.
 fn invoke<A: DeserializeOwned, R: Serialize>(func: usize, arg: &[u8]) -> Result<Vec<u8>> {
-    // SAFETY: `TaskRef::run` pairs this `invoke::<A, R>` only with the `fn(A) -> R` recorded
-    // beside it by `Task::<A, R>::to_ref`.
-    let func = unsafe { std::mem::transmute::<usize, fn(A) -> R>(func) };
     let arg = codec::decode(arg)?;
-    codec::encode(&func(arg))
+    codec::encode(&call_one::<A, R>(func, arg))
+}
+
+/// Decodes an `(A, B)`, calls the `fn(A, B) -> R` at `func`, encodes the `R`.
+fn invoke_pair<A, B, R>(func: usize, arg: &[u8]) -> Result<Vec<u8>>
+where
+    A: DeserializeOwned,
+    B: DeserializeOwned,
+    R: Serialize,
+{
+    let arg = codec::decode(arg)?;
+    codec::encode(&call_pair::<A, B, R>(func, arg))
 }
 
 /// A function whose address every offset is measured from.
@@ -170,6 +229,18 @@ mod tests {
         // SAFETY: made by `to_ref` in this process.
         let result = unsafe { task.run(&[]) };
         assert!(matches!(result, Err(Error::Decode { .. })), "{result:?}");
+    }
+
+    fn power(base: u64, exponent: u32) -> u64 {
+        base.pow(exponent)
+    }
+
+    #[test]
+    fn a_pair_task_unpacks_its_argument() {
+        let task = Task::pair(power).to_ref();
+        // SAFETY: made by `to_ref` in this process.
+        let result = unsafe { task.run(&codec::encode(&(3u64, 4u32)).unwrap()) }.unwrap();
+        assert_eq!(codec::decode::<u64>(&result).unwrap(), 81);
     }
 
     #[test]

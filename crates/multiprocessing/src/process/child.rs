@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::backtrace::{Backtrace, BacktraceStatus};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
@@ -16,6 +16,28 @@ use super::{Target, finish_children};
 thread_local! {
     /// True on the thread that runs a child's target, while it runs.
     static IN_TARGET: Cell<bool> = const { Cell::new(false) };
+    /// While a pool task runs: where the panic hook leaves its description instead of
+    /// printing it, since the panic is the task's result, reported to whoever asked for it.
+    static TASK_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// True while a pool task runs on this thread.
+    static IN_TASK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs a pool task: a panic becomes `Err` with its description (where, and the message),
+/// and is not printed. [`exit`] inside the task still ends the process.
+pub(crate) fn catch_task<R>(task: impl FnOnce() -> R) -> Result<R, String> {
+    install_panic_hook();
+    IN_TASK.set(true);
+    let result = panic::catch_unwind(AssertUnwindSafe(task));
+    IN_TASK.set(false);
+    result.map_err(|payload| {
+        if payload.is::<ExitRequest>() {
+            panic::resume_unwind(payload);
+        }
+        TASK_PANIC
+            .take()
+            .unwrap_or_else(|| payload_text(payload.as_ref()).to_owned())
+    })
 }
 
 /// The payload [`exit`] unwinds with, caught by the child's bootstrap.
@@ -193,7 +215,9 @@ fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if IN_TARGET.get() {
+            if IN_TASK.get() {
+                TASK_PANIC.set(Some(describe_panic(info).trim_end().to_owned()));
+            } else if IN_TARGET.get() {
                 report(&describe_panic(info));
             } else {
                 previous(info);

@@ -1,0 +1,249 @@
+//! `Pool` as a user sees it: every method against a plain serial `map`, errors, empty and
+//! endless inputs, worker recycling, and a worker killed in the middle of `map`.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::sleep;
+use std::time::Duration;
+
+use multiprocessing::{Error, ExitStatus, Pool};
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// Long enough for anything here; a wait that needs more is a hang.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+fn pid_of_worker(_: u64) -> u32 {
+    std::process::id()
+}
+
+fn fail_on_13(x: u64) -> u64 {
+    assert_ne!(x, 13, "thirteen is unlucky");
+    x
+}
+
+fn die_on_13(x: u64) -> u64 {
+    if x == 13 {
+        nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL).unwrap();
+    }
+    x * 10
+}
+
+fn nap(millis: u64) -> u64 {
+    sleep(Duration::from_millis(millis));
+    millis
+}
+
+static INITIALIZED: AtomicBool = AtomicBool::new(false);
+
+fn initialize() {
+    INITIALIZED.store(true, Ordering::SeqCst);
+}
+
+fn was_initialized(_: ()) -> bool {
+    INITIALIZED.load(Ordering::SeqCst)
+}
+
+fn exists(pid: u32) -> bool {
+    nix::sys::signal::kill(Pid::from_raw(pid as i32), None) != Err(Errno::ESRCH)
+}
+
+fn serial(inputs: impl Iterator<Item = u64>) -> Vec<u64> {
+    inputs.map(square).collect()
+}
+
+#[test]
+fn map_agrees_with_a_serial_map() {
+    let pool = Pool::new(2).unwrap();
+    assert_eq!(pool.map(square, 0..1000).unwrap(), serial(0..1000));
+    assert_eq!(pool.map_chunked(square, 0..100, 1).unwrap(), serial(0..100));
+    assert_eq!(pool.map_chunked(square, 0..100, 7).unwrap(), serial(0..100));
+    let pending = pool.map_async(square, 0..50).unwrap();
+    assert_eq!(pending.get().unwrap(), serial(0..50));
+    assert!(pending.ready());
+    assert!(pending.successful().unwrap());
+    assert_eq!(
+        pool.starmap(add, (0..100).map(|i| (i, 2 * i))).unwrap(),
+        (0..100).map(|i| 3 * i).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn empty_inputs_give_empty_results() {
+    let pool = Pool::new(2).unwrap();
+    assert!(pool.map(square, Vec::new()).unwrap().is_empty());
+    assert!(pool.starmap(add, Vec::new()).unwrap().is_empty());
+    assert_eq!(pool.imap(square, Vec::new()).count(), 0);
+    assert_eq!(pool.imap_unordered(square, Vec::new()).count(), 0);
+}
+
+#[test]
+fn imap_is_ordered_and_lazy_enough_for_an_endless_input() {
+    let pool = Pool::new(2).unwrap();
+    let results: Vec<u64> = pool
+        .imap(square, 0..)
+        .take(200)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(results, serial(0..200));
+    let chunked: Vec<u64> = pool
+        .imap_chunked(square, 0..100, 8)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(chunked, serial(0..100));
+    let mut unordered: Vec<u64> = pool
+        .imap_unordered(square, 0..100)
+        .map(Result::unwrap)
+        .collect();
+    unordered.sort_unstable();
+    assert_eq!(unordered, serial(0..100));
+}
+
+#[test]
+fn apply_and_async_results() {
+    let pool = Pool::new(2).unwrap();
+    assert_eq!(pool.apply(square, 25).unwrap(), 625);
+    let slow = pool.apply_async(nap, 300).unwrap();
+    assert!(!slow.ready());
+    assert!(matches!(slow.successful(), Err(Error::NotReady)));
+    assert!(matches!(
+        slow.get_timeout(Duration::from_millis(10)),
+        Err(Error::Timeout { .. })
+    ));
+    assert!(slow.wait(Some(PATIENCE)));
+    assert_eq!(slow.get_timeout(PATIENCE).unwrap(), 300);
+    assert!(slow.successful().unwrap());
+}
+
+#[test]
+fn a_panicking_task_is_that_tasks_error_and_the_worker_lives_on() {
+    let pool = Pool::new(1).unwrap();
+    let before = pool.apply(pid_of_worker, 0).unwrap();
+    let error = pool.apply(fail_on_13, 13).unwrap_err();
+    match &error {
+        Error::TaskPanicked { message } => assert!(message.contains("thirteen is unlucky")),
+        other => panic!("{other}"),
+    }
+    // map reports the first failure; imap reports each item.
+    assert!(matches!(
+        pool.map(fail_on_13, 0..20),
+        Err(Error::TaskPanicked { .. })
+    ));
+    let items: Vec<_> = pool.imap(fail_on_13, 12..15).collect();
+    assert_eq!(items[0].as_ref().unwrap(), &12);
+    assert!(items[1].is_err());
+    assert_eq!(items[2].as_ref().unwrap(), &14);
+    assert_eq!(
+        pool.apply(pid_of_worker, 0).unwrap(),
+        before,
+        "the worker was replaced"
+    );
+}
+
+#[test]
+fn maxtasksperchild_replaces_workers() {
+    let pool = Pool::builder()
+        .processes(1)
+        .maxtasksperchild(1)
+        .build()
+        .unwrap();
+    let pids: HashSet<u32> = (0..3)
+        .map(|_| pool.apply(pid_of_worker, 0).unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3);
+}
+
+#[test]
+fn the_initializer_runs_in_each_worker() {
+    let pool = Pool::builder()
+        .processes(2)
+        .initializer(initialize)
+        .build()
+        .unwrap();
+    assert!(
+        pool.map(was_initialized, vec![(); 8])
+            .unwrap()
+            .iter()
+            .all(|&done| done)
+    );
+    assert!(!INITIALIZED.load(Ordering::SeqCst), "not in the parent");
+}
+
+#[test]
+fn a_worker_killed_mid_map_fails_its_task_and_the_pool_goes_on() {
+    let pool = Pool::new(2).unwrap();
+    // Through imap, with one input per chunk, each item reports for itself.
+    let items: Vec<_> = pool.imap(die_on_13, 0..30).collect();
+    for (i, item) in items.iter().enumerate() {
+        match (i, item) {
+            (13, Err(Error::WorkerDied { worker, status })) => {
+                assert!(worker.starts_with("ForkPoolWorker-"), "{worker}");
+                assert_eq!(*status, ExitStatus::Signaled(libc::SIGKILL));
+            }
+            (13, other) => panic!("item 13: {other:?}"),
+            (_, Ok(value)) => assert_eq!(*value, i as u64 * 10),
+            (_, Err(error)) => panic!("item {i}: {error}"),
+        }
+    }
+    // map fails as a whole, within a bounded time, instead of waiting forever.
+    let pending = pool.map_async(die_on_13, 0..30).unwrap();
+    match pending.get_timeout(Duration::from_secs(5)) {
+        Err(Error::WorkerDied { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    // The replacement serves the next call.
+    assert_eq!(pool.map(square, 0..100).unwrap(), serial(0..100));
+}
+
+#[test]
+fn close_join_and_terminate() {
+    assert!(matches!(Pool::new(0), Err(Error::NoWorkers)));
+    let pool = Pool::new(2).unwrap();
+    assert!(matches!(pool.join(), Err(Error::PoolRunning)));
+    let pending = pool.map_async(nap, vec![50; 4]).unwrap();
+    pool.close();
+    assert!(matches!(pool.apply(square, 2), Err(Error::PoolClosed)));
+    pool.join().unwrap();
+    assert_eq!(
+        pending.get().unwrap(),
+        vec![50; 4],
+        "work submitted before close finished"
+    );
+
+    let pool = Pool::new(1).unwrap();
+    let long = pool.apply_async(nap, 60_000).unwrap();
+    let queued = pool.apply_async(nap, 1).unwrap();
+    sleep(Duration::from_millis(100));
+    pool.terminate();
+    assert!(matches!(
+        long.get_timeout(PATIENCE),
+        Err(Error::PoolTerminated)
+    ));
+    assert!(matches!(
+        queued.get_timeout(PATIENCE),
+        Err(Error::PoolTerminated)
+    ));
+}
+
+#[test]
+fn no_worker_outlives_the_pool() {
+    let pool = Pool::new(2).unwrap();
+    let pids: HashSet<u32> = pool
+        .map_chunked(pid_of_worker, 0..200, 1)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(!pids.is_empty());
+    drop(pool);
+    for pid in pids {
+        assert!(!exists(pid), "worker {pid} outlived the pool");
+    }
+}
