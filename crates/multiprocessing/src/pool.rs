@@ -514,7 +514,7 @@ impl Drop for Pool {
 /// Python's default chunk size for `map`: the inputs split into about four chunks per worker.
 fn default_chunksize(inputs: usize, processes: usize) -> usize {
     let chunks = processes * 4;
-    (inputs / chunks + usize::from(inputs % chunks != 0)).max(1)
+    (inputs / chunks + usize::from(!inputs.is_multiple_of(chunks))).max(1)
 }
 
 fn encode_all<A: Serialize>(inputs: impl IntoIterator<Item = A>) -> Result<Vec<Vec<u8>>> {
@@ -828,11 +828,9 @@ struct Manager {
 impl Manager {
     fn run(mut self) {
         loop {
-            if let Some(terminate) = self.take_commands() {
-                if terminate {
-                    self.terminate();
-                    return;
-                }
+            if self.take_commands() == Some(true) {
+                self.terminate();
+                return;
             }
             self.dispatch();
             if self.closing && self.queue.is_empty() && self.workers.iter().all(|w| w.job.is_none())

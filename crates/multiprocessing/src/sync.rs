@@ -166,10 +166,8 @@ impl RawMutex {
             libc::EOWNERDEAD => {
                 // SAFETY: we hold the mutex (EOWNERDEAD means it is ours now); marking it
                 // consistent lets it be used again after we unlock it.
-                check(
-                    unsafe { libc::pthread_mutex_consistent(self.mutex.get()) },
-                    "cannot recover a mutex whose owner died",
-                )?;
+                let code = unsafe { libc::pthread_mutex_consistent(self.mutex.get()) };
+                check(code, "cannot recover a mutex whose owner died")?;
                 Ok(Some(Acquired::OwnerDied))
             }
             errno => Err(Error::Os {
@@ -183,10 +181,8 @@ impl RawMutex {
     pub(crate) fn unlock(&self) -> Result<()> {
         // SAFETY: the mutex was initialised and stays mapped; an error-checking or recursive
         // mutex refuses an unlock by a thread that does not own it.
-        check(
-            unsafe { libc::pthread_mutex_unlock(self.mutex.get()) },
-            "cannot unlock a mutex",
-        )
+        let code = unsafe { libc::pthread_mutex_unlock(self.mutex.get()) };
+        check(code, "cannot unlock a mutex")
     }
 
     fn as_ptr(&self) -> *mut libc::pthread_mutex_t {
