@@ -85,6 +85,9 @@ lessons! {
     queue_fancy: "lesson-queue", "queue-fancy", "output-queue-fancy.txt", Exact;
     producer_consumer: "lesson-queue", "producer-consumer", "output-producer-consumer.txt", AnyOrder;
     queue_pipe: "lesson-queue", "queue-pipe", "output-queue-pipe.txt", Exact;
+    lesson_pool: "lesson-pool", "lesson-pool", "output.txt", AnyOrder;
+    pool_apply_async: "lesson-pool", "pool-apply-async", "output-pool-apply-async.txt", Exact;
+    process_vs_pool: "lesson-pool", "process-vs-pool", "output-process-vs-pool.txt", Exact;
 }
 
 /// How long a lesson may run before it is killed and its test fails.

@@ -1028,6 +1028,17 @@ impl Manager {
                 worker_main(worker_end, &inherited, initializer)
             });
         process.start()?;
+        // Wait for the worker's first word: from then on it is running (its start-up log
+        // record is written), and a worker that cannot even start is reported here.
+        let mut conn = conn;
+        if let Err(error) = conn.recv::<Vec<std::result::Result<Vec<u8>, WorkerFailure>>>() {
+            let status = end(&process, TERMINATE_GRACE);
+            log::error!("pool worker {} did not start: {error}", process.name());
+            return Err(Error::WorkerDied {
+                worker: process.name(),
+                status,
+            });
+        }
         Ok(Worker {
             process,
             conn,
@@ -1058,6 +1069,8 @@ fn worker_main(mut conn: Connection, inherited: &[RawFd], initializer: Option<fn
         // nothing in the parent.
         unsafe { libc::close(fd) };
     }
+    // An empty reply says: running.
+    conn.send(&Vec::<std::result::Result<Vec<u8>, WorkerFailure>>::new())?;
     if let Some(initializer) = initializer {
         initializer();
     }

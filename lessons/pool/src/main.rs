@@ -1,0 +1,41 @@
+//! A pool maps a function over inputs in its workers: `multiprocessing_pool.py`.
+//!
+//! Book: "Process pools". Run: `cargo run -p lesson-pool`.
+//!
+//! Notice: the `Built-in:` line prints a lazy iterator, not a list, as Python 3's `map`
+//! prints `<map object>`; the pool's `map` returns the computed list. Each worker runs the
+//! initializer once, when it starts.
+
+use multiprocessing::{Pool, cpu_count, current_process};
+
+// ANCHOR: functions
+fn do_calculation(data: i32) -> i32 {
+    data * 2
+}
+
+fn start_process() {
+    println!("Starting {}", current_process().name());
+}
+// ANCHOR_END: functions
+
+// ANCHOR: main
+fn main() -> multiprocessing::Result<()> {
+    let inputs: Vec<i32> = (0..10).collect();
+    println!("Input   : {inputs:?}");
+
+    let builtin_outputs = inputs.iter().copied().map(do_calculation);
+    println!("Built-in: {builtin_outputs:?}");
+
+    let pool_size = cpu_count();
+
+    let pool = Pool::builder()
+        .processes(pool_size)
+        .initializer(start_process)
+        .build()?;
+    let pool_outputs = pool.map(do_calculation, inputs)?;
+    drop(pool);
+
+    println!("Pool    : {pool_outputs:?}");
+    Ok(())
+}
+// ANCHOR_END: main
