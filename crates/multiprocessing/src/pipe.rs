@@ -24,6 +24,10 @@ use crate::error::{Error, Result};
 /// The default largest message a connection accepts: 1 GiB.
 const DEFAULT_MAX_MESSAGE: usize = 1 << 30;
 
+/// How much one read may bring in ahead of need, so that small messages arriving together
+/// cost one system call; larger wants are read straight into place.
+const READ_AHEAD: usize = 64 * 1024;
+
 /// One end of a [`pipe`]: Python's `multiprocessing.connection.Connection`.
 ///
 /// Sending and receiving take `&mut self`: one end has one user at a time, so frames from two
@@ -34,6 +38,9 @@ pub struct Connection {
     readable: bool,
     writable: bool,
     max_message: usize,
+    /// Bytes read ahead of need; `ahead[start..]` is not consumed yet.
+    ahead: Vec<u8>,
+    start: usize,
 }
 
 /// Makes two connected ends: Python's `Pipe(duplex)`.
@@ -70,6 +77,8 @@ pub fn pipe(duplex: bool) -> Result<(Connection, Connection)> {
         readable,
         writable,
         max_message: DEFAULT_MAX_MESSAGE,
+        ahead: Vec::new(),
+        start: 0,
     };
     if duplex {
         Ok((end(first, true, true), end(second, true, true)))
@@ -126,7 +135,7 @@ impl Connection {
         let mut parts = [IoSlice::new(&length), IoSlice::new(bytes)];
         let mut parts = &mut parts[..];
         while !parts.is_empty() {
-            match self.send_vectored(parts) {
+            match self.send_vectored(parts, 0) {
                 Ok(0) => return Err(Error::Disconnected),
                 Ok(written) => IoSlice::advance_slices(&mut parts, written),
                 Err(error) => return Err(io_error(error, "cannot send a message")),
@@ -174,9 +183,36 @@ impl Connection {
         Ok(bytes)
     }
 
-    /// `sendmsg` with `MSG_NOSIGNAL`: a closed peer gives `EPIPE`, never a `SIGPIPE` that
-    /// would kill the process whatever its signal settings.
-    fn send_vectored(&self, parts: &[IoSlice<'_>]) -> std::io::Result<usize> {
+    /// `value` as one frame (length, then bytes), to be written with
+    /// [`send_some`](Connection::send_some).
+    pub(crate) fn frame<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>> {
+        let mut frame = vec![0; 8];
+        let mut payload = Vec::new();
+        codec::encode_into(&mut payload, value)?;
+        if payload.len() > self.max_message {
+            return Err(Error::MessageTooLarge {
+                size: payload.len(),
+                limit: self.max_message,
+            });
+        }
+        frame[..8].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+        frame.extend_from_slice(&payload);
+        Ok(frame)
+    }
+
+    /// Writes as much of `bytes` as the socket takes without waiting; returns how much (0
+    /// when it is full). For a caller that must never block on a slow reader.
+    pub(crate) fn send_some(&mut self, bytes: &[u8]) -> Result<usize> {
+        match self.send_vectored(&[IoSlice::new(bytes)], libc::MSG_DONTWAIT) {
+            Ok(written) => Ok(written),
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+            Err(error) => Err(io_error(error, "cannot send a message")),
+        }
+    }
+
+    /// `sendmsg` with `MSG_NOSIGNAL` (and `flags`): a closed peer gives `EPIPE`, never a
+    /// `SIGPIPE` that would kill the process whatever its signal settings.
+    fn send_vectored(&self, parts: &[IoSlice<'_>], flags: libc::c_int) -> std::io::Result<usize> {
         use std::os::fd::AsRawFd;
         // SAFETY: an all-zero msghdr is valid (no address, no control data).
         let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -185,8 +221,13 @@ impl Connection {
         message.msg_iovlen = parts.len();
         loop {
             // SAFETY: `message` points at `parts`, which outlive the call; sendmsg only reads.
-            let sent =
-                unsafe { libc::sendmsg(self.stream.as_raw_fd(), &message, libc::MSG_NOSIGNAL) };
+            let sent = unsafe {
+                libc::sendmsg(
+                    self.stream.as_raw_fd(),
+                    &message,
+                    libc::MSG_NOSIGNAL | flags,
+                )
+            };
             if sent >= 0 {
                 return Ok(sent as usize);
             }
@@ -197,18 +238,41 @@ impl Connection {
         }
     }
 
-    /// Reads until `buffer` is full or the stream ends; returns how much was read.
+    /// Reads until `buffer` is full or the stream ends; returns how much was read. Serves
+    /// bytes read ahead first, and reads ahead when what is missing is small.
     fn read_full(&mut self, buffer: &mut [u8]) -> Result<usize> {
         let mut filled = 0;
         while filled < buffer.len() {
-            match self.stream.read(&mut buffer[filled..]) {
-                Ok(0) => break,
-                Ok(read) => filled += read,
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(io_error(error, "cannot receive a message")),
+            if self.start < self.ahead.len() {
+                let count = (buffer.len() - filled).min(self.ahead.len() - self.start);
+                buffer[filled..filled + count]
+                    .copy_from_slice(&self.ahead[self.start..self.start + count]);
+                self.start += count;
+                filled += count;
+                continue;
+            }
+            if buffer.len() - filled >= READ_AHEAD {
+                match read_some(&mut self.stream, &mut buffer[filled..])? {
+                    0 => break,
+                    count => filled += count,
+                }
+            } else {
+                self.ahead.resize(READ_AHEAD, 0);
+                self.start = 0;
+                let count = read_some(&mut self.stream, &mut self.ahead)?;
+                self.ahead.truncate(count);
+                if count == 0 {
+                    break;
+                }
             }
         }
         Ok(filled)
+    }
+
+    /// Whether bytes read ahead are waiting: then a receive needs no system call to start,
+    /// and the socket itself may not look readable.
+    pub(crate) fn has_read_ahead(&self) -> bool {
+        self.start < self.ahead.len()
     }
 
     /// Whether a message (or the end of the stream) is waiting, after waiting at most
@@ -220,6 +284,9 @@ impl Connection {
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
         if !self.readable {
             return Err(Error::OneWay { receives: false });
+        }
+        if self.has_read_ahead() {
+            return Ok(true);
         }
         let timeout = match timeout {
             None => PollTimeout::NONE,
@@ -257,6 +324,16 @@ impl Connection {
 impl From<Connection> for OwnedFd {
     fn from(connection: Connection) -> OwnedFd {
         connection.stream.into()
+    }
+}
+
+/// One `read`, retried when a signal interrupts it; 0 at the end of the stream.
+fn read_some(stream: &mut UnixStream, buffer: &mut [u8]) -> Result<usize> {
+    loop {
+        match stream.read(buffer) {
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            result => return result.map_err(|error| io_error(error, "cannot receive a message")),
+        }
     }
 }
 

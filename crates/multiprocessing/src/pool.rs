@@ -35,6 +35,11 @@ use crate::task::{Task, TaskRef};
 /// How long terminated workers get to end before they are killed.
 const TERMINATE_GRACE: Duration = Duration::from_secs(1);
 
+/// How many inputs a worker may be sent ahead of its results (but always one chunk), so that
+/// a worker running small tasks does not sit idle while its last result travels back and the
+/// next task travels out. Large chunks go one at a time, which keeps the load balanced.
+const ITEMS_AHEAD: usize = 4;
+
 /// What a worker sends back for one item: the encoded result, or why there is none.
 type ItemResult = std::result::Result<Vec<u8>, Error>;
 
@@ -807,9 +812,13 @@ where
 struct Worker {
     process: Process,
     conn: Connection,
-    /// The job it is running, if any.
-    job: Option<Job>,
-    /// How many jobs it has finished.
+    /// The jobs sent to it, oldest (the one it runs) first; it answers them in order.
+    jobs: VecDeque<Job>,
+    /// Frames not yet taken by its socket. The manager never waits to write, since the
+    /// worker may be waiting for the manager to read.
+    outbox: Vec<u8>,
+    /// How many jobs it has been sent, and has finished.
+    sent: usize,
     finished: usize,
 }
 
@@ -833,7 +842,9 @@ impl Manager {
                 return;
             }
             self.dispatch();
-            if self.closing && self.queue.is_empty() && self.workers.iter().all(|w| w.job.is_none())
+            if self.closing
+                && self.queue.is_empty()
+                && self.workers.iter().all(|w| w.jobs.is_empty())
             {
                 self.retire_all();
                 return;
@@ -858,11 +869,15 @@ impl Manager {
         }
     }
 
-    /// Gives queued jobs to idle workers.
+    /// Gives queued jobs to workers with room for them.
     fn dispatch(&mut self) {
         let mut index = 0;
         while index < self.workers.len() && !self.queue.is_empty() {
-            if self.workers[index].job.is_some() {
+            let worker = &self.workers[index];
+            let allowance = self.options.maxtasksperchild.unwrap_or(usize::MAX) - worker.sent;
+            let ahead: usize = worker.jobs.iter().map(|job| job.args.len()).sum();
+            let next = self.queue.front().map_or(0, |job| job.args.len());
+            if allowance == 0 || (!worker.jobs.is_empty() && ahead + next > ITEMS_AHEAD) {
                 index += 1;
                 continue;
             }
@@ -872,29 +887,55 @@ impl Manager {
                 args: job.args.clone(),
             };
             let worker = &mut self.workers[index];
-            match worker.conn.send(&request) {
-                Ok(()) => {
-                    worker.job = Some(job);
-                    index += 1;
+            let frame = match worker.conn.frame(&request) {
+                Ok(frame) => frame,
+                Err(error) => {
+                    job.fail(&error);
+                    continue;
                 }
-                Err(_) => {
-                    // It died while idle: the job goes back, the worker is replaced.
-                    self.queue.push_front(job);
-                    self.replace(index);
+            };
+            worker.outbox.extend_from_slice(&frame);
+            worker.jobs.push_back(job);
+            worker.sent += 1;
+            self.flush(index);
+        }
+    }
+
+    /// Writes what the worker's socket takes of its outbox; replaces it if it died.
+    fn flush(&mut self, index: usize) {
+        let worker = &mut self.workers[index];
+        while !worker.outbox.is_empty() {
+            match worker.conn.send_some(&worker.outbox) {
+                Ok(0) => return,
+                Ok(written) => {
+                    worker.outbox.drain(..written);
                 }
+                Err(_) => return self.replace(index),
             }
         }
     }
 
     /// Waits for a result, a dead worker or a command, and handles what came.
     fn wait_and_collect(&mut self) {
+        // Replies already read ahead would not make their sockets look readable.
+        let buffered: Vec<usize> = (0..self.workers.len())
+            .filter(|&index| self.workers[index].conn.has_read_ahead())
+            .collect();
+        if !buffered.is_empty() {
+            for index in buffered {
+                self.collect(index);
+            }
+            return;
+        }
         let ready: Vec<(usize, PollFlags)> = {
             let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
-            fds.extend(
-                self.workers
-                    .iter()
-                    .map(|worker| PollFd::new(worker.conn.as_fd(), PollFlags::POLLIN)),
-            );
+            fds.extend(self.workers.iter().map(|worker| {
+                let mut events = PollFlags::POLLIN;
+                if !worker.outbox.is_empty() {
+                    events |= PollFlags::POLLOUT;
+                }
+                PollFd::new(worker.conn.as_fd(), events)
+            }));
             match nix::poll::poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) => fds
                     .iter()
@@ -905,53 +946,65 @@ impl Manager {
                 Err(_) => Vec::new(),
             }
         };
-        for (index, _) in ready {
+        for (index, events) in ready {
             if index == 0 {
                 let mut drain = [0; 64];
                 while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
-            } else {
+            } else if events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            {
                 self.collect(index - 1);
+            } else {
+                self.flush(index - 1);
             }
         }
     }
 
-    /// Reads a worker's reply, or learns that it died.
+    /// Reads a worker's replies (all that have arrived), or learns that it died.
     fn collect(&mut self, index: usize) {
-        let reply = self.workers[index]
-            .conn
-            .recv::<Vec<std::result::Result<Vec<u8>, WorkerFailure>>>();
-        match reply {
-            Ok(results) => {
-                let worker = &mut self.workers[index];
-                worker.finished += 1;
-                if let Some(job) = worker.job.take() {
-                    (job.done)(
-                        results
-                            .into_iter()
-                            .map(|r| r.map_err(Error::from))
-                            .collect(),
-                    );
-                }
-                if self.options.maxtasksperchild == Some(self.workers[index].finished) {
-                    self.retire(index);
-                }
+        loop {
+            let worker = &mut self.workers[index];
+            let reply = worker
+                .conn
+                .recv::<Vec<std::result::Result<Vec<u8>, WorkerFailure>>>();
+            let Ok(results) = reply else {
+                return self.replace(index);
+            };
+            worker.finished += 1;
+            if let Some(job) = worker.jobs.pop_front() {
+                (job.done)(
+                    results
+                        .into_iter()
+                        .map(|r| r.map_err(Error::from))
+                        .collect(),
+                );
             }
-            Err(_) => self.replace(index),
+            if self.options.maxtasksperchild == Some(worker.finished) {
+                return self.retire(index);
+            }
+            if !worker.conn.has_read_ahead() {
+                return;
+            }
         }
     }
 
-    /// A worker's socket broke: wait for it to end, fail its job, start another.
+    /// A worker's socket broke: wait for it to end, fail the job it was running, give the
+    /// jobs it had not started to others, and start a replacement.
     fn replace(&mut self, index: usize) {
         let worker = &mut self.workers[index];
         let status = end(&worker.process, TERMINATE_GRACE);
         let name = worker.process.name();
         log::warn!("pool worker {name} ended unexpectedly: {status}");
-        if let Some(job) = worker.job.take() {
+        if let Some(job) = worker.jobs.pop_front() {
             job.fail(&Error::WorkerDied {
                 worker: name,
                 status,
             });
         }
+        // A worker answers in order, so the others were never started.
+        for job in worker.jobs.drain(..).rev() {
+            self.queue.push_front(job);
+        }
+        worker.outbox.clear();
         self.restart(index);
     }
 
@@ -992,9 +1045,9 @@ impl Manager {
         for worker in &self.workers {
             let _ = worker.process.terminate();
         }
-        for mut worker in self.workers.drain(..) {
+        for worker in self.workers.drain(..) {
             end(&worker.process, TERMINATE_GRACE);
-            if let Some(job) = worker.job.take() {
+            for job in worker.jobs {
                 job.fail(&error);
             }
         }
@@ -1042,7 +1095,9 @@ impl Manager {
         Ok(Worker {
             process,
             conn,
-            job: None,
+            jobs: VecDeque::new(),
+            outbox: Vec::new(),
+            sent: 0,
             finished: 0,
         })
     }

@@ -247,3 +247,22 @@ fn no_worker_outlives_the_pool() {
         assert!(!exists(pid), "worker {pid} outlived the pool");
     }
 }
+
+fn echo(bytes: Vec<u8>) -> Vec<u8> {
+    bytes
+}
+
+#[test]
+fn large_arguments_and_results_in_flight_both_ways_do_not_deadlock() {
+    // Several 256 KiB inputs go out to each worker while 256 KiB results come back: more than
+    // a socket holds in either direction.
+    let pool = Pool::new(2).unwrap();
+    let inputs: Vec<Vec<u8>> = (0..16u8).map(|i| vec![i; 256 << 10]).collect();
+    let pending = pool.map_async(echo, inputs.clone()).unwrap();
+    assert_eq!(pending.get_timeout(PATIENCE).unwrap(), inputs);
+    let chunked: Vec<Vec<u8>> = pool
+        .imap(echo, inputs.clone())
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(chunked, inputs);
+}
