@@ -534,11 +534,29 @@ struct Run {
     problems: Vec<String>,
 }
 
-/// Runs `binary` from the workspace root in a new process group, the way `cargo run` would but
-/// without the variables that change what Rust programs print (`RUST_BACKTRACE`, `RUST_LOG`),
-/// unless `env` sets them.
+/// The CPUs a lesson may run on: two, as on the machine that recorded the outputs, since
+/// some lessons print how many workers they start (`cpu_count() * 2` consumers).
+const LESSON_CPUS: usize = 2;
+
+/// Runs `binary` from the workspace root in a new process group, on [`LESSON_CPUS`] CPUs, the
+/// way `cargo run` would but without the variables that change what Rust programs print
+/// (`RUST_BACKTRACE`, `RUST_LOG`), unless `env` sets them.
 fn run(binary: &Path, env: &[(&str, &str)]) -> Run {
-    let mut child = Command::new(binary)
+    let mut command = Command::new(binary);
+    // SAFETY: the closure runs in the forked child before exec and only makes system calls
+    // (sched_setaffinity), which are async-signal-safe; it allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            let mut cpus: libc::cpu_set_t = std::mem::zeroed();
+            for cpu in 0..LESSON_CPUS {
+                libc::CPU_SET(cpu, &mut cpus);
+            }
+            // Where CPUs 0 and 1 are not both allowed, the lesson gets what is (or all).
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &cpus);
+            Ok(())
+        });
+    }
+    let mut child = command
         .current_dir(workspace())
         .env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE")
