@@ -92,6 +92,18 @@ pub enum Error {
         /// How it ended.
         status: crate::ExitStatus,
     },
+    /// A worker of a process pool executor ended abruptly, which breaks the executor, as in
+    /// Python: every pending future fails with this error, and so does every later submit.
+    BrokenProcessPool {
+        /// The worker's name.
+        worker: String,
+        /// How it ended.
+        status: crate::ExitStatus,
+    },
+    /// The future was cancelled before it ran.
+    Cancelled,
+    /// A call was submitted to an executor after `shutdown`.
+    Shutdown,
     /// Work was given to a pool after `close` or `terminate`.
     PoolClosed,
     /// The pool was terminated before the task finished.
@@ -180,6 +192,12 @@ impl fmt::Display for Error {
                 f,
                 "worker {worker} {status} while running this task; the pool replaced it"
             ),
+            Error::BrokenProcessPool { worker, status } => write!(
+                f,
+                "the process pool is broken: worker {worker} {status}; make a new executor"
+            ),
+            Error::Cancelled => write!(f, "the future was cancelled before it ran"),
+            Error::Shutdown => write!(f, "cannot schedule new calls after shutdown"),
             Error::PoolClosed => write!(f, "the pool is closed: it accepts no more work"),
             Error::PoolTerminated => write!(f, "the pool was terminated before the task finished"),
             Error::PoolRunning => {

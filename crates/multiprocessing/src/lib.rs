@@ -18,6 +18,7 @@
 //! | `Queue(maxsize)`, `JoinableQueue()` | [`Queue`], [`JoinableQueue`] |
 //! | `Pipe(duplex)` | [`pipe`], [`Connection`] |
 //! | `Pool(processes, initializer)`, `map`, `apply_async` | [`Pool`], [`AsyncResult`] |
+//! | `concurrent.futures.ProcessPoolExecutor`, `ThreadPoolExecutor` | [`futures`] |
 //!
 //! # Example
 //!
@@ -42,6 +43,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod futures;
 pub mod logging;
 pub mod pipe;
 pub mod pool;

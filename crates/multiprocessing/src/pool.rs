@@ -18,7 +18,7 @@ use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,7 @@ const TERMINATE_GRACE: Duration = Duration::from_secs(1);
 const ITEMS_AHEAD: usize = 4;
 
 /// What a worker sends back for one item: the encoded result, or why there is none.
-type ItemResult = std::result::Result<Vec<u8>, Error>;
+pub(crate) type ItemResult = std::result::Result<Vec<u8>, Error>;
 
 /// A worker's report on one item, as it crosses the socket.
 #[derive(Serialize, Deserialize)]
@@ -71,13 +71,30 @@ enum Request {
 }
 
 /// A chunk of work and what to do with its results.
-struct Job {
-    task: TaskRef,
-    args: Vec<Vec<u8>>,
-    done: Box<dyn FnOnce(Vec<ItemResult>) + Send>,
+pub(crate) struct Job {
+    pub(crate) task: TaskRef,
+    pub(crate) args: Vec<Vec<u8>>,
+    /// Called just before the job goes to a worker; `false` withdraws it (a cancelled
+    /// future), and then neither it nor `done` is called again.
+    pub(crate) start: Option<Box<dyn FnOnce() -> bool + Send>>,
+    pub(crate) done: Box<dyn FnOnce(Vec<ItemResult>) + Send>,
 }
 
 impl Job {
+    /// A job with nothing to do before it starts.
+    fn new(
+        task: TaskRef,
+        args: Vec<Vec<u8>>,
+        done: Box<dyn FnOnce(Vec<ItemResult>) + Send>,
+    ) -> Job {
+        Job {
+            task,
+            args,
+            start: None,
+            done,
+        }
+    }
+
     /// Finishes every item of the job with `error`.
     fn fail(self, error: &Error) {
         let results = self.args.iter().map(|_| Err(error.clone())).collect();
@@ -99,6 +116,11 @@ pub struct Builder {
     processes: Option<usize>,
     initializer: Option<fn()>,
     maxtasksperchild: Option<usize>,
+    /// What a dead worker does to the pool: replaced (a `Pool`), or the pool breaks (a
+    /// `ProcessPoolExecutor`, as in Python).
+    pub(crate) breaks: bool,
+    /// The workers' names, before `-N`; `ForkPoolWorker` unless set.
+    pub(crate) prefix: Option<&'static str>,
 }
 
 impl Builder {
@@ -138,7 +160,9 @@ impl Builder {
         wake_reader
             .set_nonblocking(true)
             .map_err(|error| os_error("cannot make the pool's wake-up", &error))?;
+        let broken = Arc::new(OnceLock::new());
         let mut manager = Manager {
+            broken: broken.clone(),
             inbox,
             wake: wake_reader,
             wake_writer_fd: wake_writer.as_raw_fd(),
@@ -156,6 +180,7 @@ impl Builder {
             .spawn(move || manager.run())
             .map_err(|error| os_error("cannot start the pool's manager thread", &error))?;
         Ok(Pool {
+            broken,
             commands: Mutex::new(Commands {
                 sender: Some(commands),
                 open: true,
@@ -163,6 +188,7 @@ impl Builder {
             wake: wake_writer,
             manager: Mutex::new(Some(thread)),
             processes,
+            detached: false,
         })
     }
 }
@@ -202,11 +228,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 ///
 /// The lesson `lesson-pool` runs more.
 pub struct Pool {
+    /// Set when a pool that breaks on a worker's death has broken: why.
+    broken: Arc<OnceLock<Error>>,
     commands: Mutex<Commands>,
     /// Written to after each command, to wake the manager from `poll`.
     wake: UnixStream,
     manager: Mutex<Option<JoinHandle<()>>>,
     processes: usize,
+    /// Set by `detach`: dropping the pool then leaves its manager to finish on its own.
+    detached: bool,
 }
 
 /// The way to the manager thread.
@@ -400,11 +430,11 @@ impl Pool {
         R: Serialize + DeserializeOwned,
     {
         let slot = Slot::new(1, 1);
-        self.submit(Job {
-            task: Task::new(f).to_ref(),
-            args: vec![codec::encode(&arg)?],
-            done: slot.filler(0),
-        })?;
+        self.submit(Job::new(
+            Task::new(f).to_ref(),
+            vec![codec::encode(&arg)?],
+            slot.filler(0),
+        ))?;
         Ok(AsyncResult {
             slot,
             finish: finish_one::<R>,
@@ -454,6 +484,18 @@ impl Pool {
         Ok(())
     }
 
+    /// How many workers the pool keeps.
+    pub(crate) fn processes(&self) -> usize {
+        self.processes
+    }
+
+    /// Lets a closed pool finish its queued work on its own after it is dropped, instead of
+    /// terminating it (an executor's `shutdown(wait=False)`).
+    pub(crate) fn detach(mut self) {
+        self.close();
+        self.detached = true;
+    }
+
     fn wait_for_manager(&self) {
         if let Some(thread) = lock(&self.manager).take() {
             let _ = thread.join();
@@ -480,11 +522,7 @@ impl Pool {
                 break;
             }
             let len = chunk.len();
-            self.submit(Job {
-                task,
-                args: chunk,
-                done: slot.filler(offset),
-            })?;
+            self.submit(Job::new(task, chunk, slot.filler(offset)))?;
             offset += len;
         }
         Ok(AsyncResult {
@@ -493,7 +531,11 @@ impl Pool {
         })
     }
 
-    fn submit(&self, job: Job) -> Result<()> {
+    /// Hands a job to the manager thread.
+    pub(crate) fn submit(&self, job: Job) -> Result<()> {
+        if let Some(error) = self.broken.get() {
+            return Err(error.clone());
+        }
         let commands = lock(&self.commands);
         let (true, Some(sender)) = (commands.open, &commands.sender) else {
             return Err(Error::PoolClosed);
@@ -512,7 +554,9 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        self.terminate();
+        if !self.detached {
+            self.terminate();
+        }
     }
 }
 
@@ -713,11 +757,8 @@ where
                 break;
             }
             let slot = Slot::new(chunk.len(), 1);
-            self.pool.submit(Job {
-                task: self.task,
-                args: chunk,
-                done: slot.filler(0),
-            })?;
+            self.pool
+                .submit(Job::new(self.task, chunk, slot.filler(0)))?;
             self.pending.push_back(AsyncResult {
                 slot,
                 finish: finish_raw,
@@ -784,13 +825,13 @@ where
             };
             let sender = self.sender.clone();
             let submitted = codec::encode(&input).and_then(|arg| {
-                self.pool.submit(Job {
-                    task: self.task,
-                    args: vec![arg],
-                    done: Box::new(move |results| {
+                self.pool.submit(Job::new(
+                    self.task,
+                    vec![arg],
+                    Box::new(move |results| {
                         let _ = sender.send(results);
                     }),
-                })
+                ))
             });
             if let Err(error) = submitted {
                 self.done = true;
@@ -824,6 +865,8 @@ struct Worker {
 
 /// The thread that owns the workers: dispatches jobs, collects results, replaces the dead.
 struct Manager {
+    /// Shared with the pool: set when the pool breaks.
+    broken: Arc<OnceLock<Error>>,
     inbox: Receiver<Command>,
     wake: UnixStream,
     /// The other end of `wake`, which workers must not keep open.
@@ -857,7 +900,10 @@ impl Manager {
     fn take_commands(&mut self) -> Option<bool> {
         loop {
             match self.inbox.try_recv() {
-                Ok(Command::Submit(job)) => self.queue.push_back(job),
+                Ok(Command::Submit(job)) => match self.broken.get() {
+                    Some(error) => job.fail(error),
+                    None => self.queue.push_back(job),
+                },
                 Ok(Command::Close) => self.closing = true,
                 Ok(Command::Terminate) => return Some(true),
                 Err(mpsc::TryRecvError::Empty) => return None,
@@ -869,19 +915,19 @@ impl Manager {
         }
     }
 
-    /// Gives queued jobs to workers with room for them.
+    /// Gives queued jobs to workers with room for them, the least busy first, so that an
+    /// idle worker never waits while another holds work it has not started.
     fn dispatch(&mut self) {
-        let mut index = 0;
-        while index < self.workers.len() && !self.queue.is_empty() {
-            let worker = &self.workers[index];
-            let allowance = self.options.maxtasksperchild.unwrap_or(usize::MAX) - worker.sent;
-            let ahead: usize = worker.jobs.iter().map(|job| job.args.len()).sum();
-            let next = self.queue.front().map_or(0, |job| job.args.len());
-            if allowance == 0 || (!worker.jobs.is_empty() && ahead + next > ITEMS_AHEAD) {
-                index += 1;
+        while let Some(next) = self.queue.front().map(|job| job.args.len()) {
+            let Some(index) = self.least_busy_with_room(next) else {
+                return;
+            };
+            let mut job = self.queue.pop_front().expect("not empty");
+            if let Some(start) = job.start.take()
+                && !start()
+            {
                 continue;
             }
-            let job = self.queue.pop_front().expect("not empty");
             let request = Request::Run {
                 task: job.task,
                 args: job.args.clone(),
@@ -899,6 +945,21 @@ impl Manager {
             worker.sent += 1;
             self.flush(index);
         }
+    }
+
+    /// The worker that holds the fewest inputs and may take `next` more, if any may.
+    fn least_busy_with_room(&self, next: usize) -> Option<usize> {
+        let limit = self.options.maxtasksperchild.unwrap_or(usize::MAX);
+        self.workers
+            .iter()
+            .enumerate()
+            .filter(|(_, worker)| worker.sent < limit)
+            .map(|(index, worker)| (worker.jobs.iter().map(|job| job.args.len()).sum(), index))
+            .filter(|&(ahead, index): &(usize, usize)| {
+                self.workers[index].jobs.is_empty() || ahead + next <= ITEMS_AHEAD
+            })
+            .min()
+            .map(|(_, index)| index)
     }
 
     /// Writes what the worker's socket takes of its outbox; replaces it if it died.
@@ -994,6 +1055,14 @@ impl Manager {
         let status = end(&worker.process, TERMINATE_GRACE);
         let name = worker.process.name();
         log::warn!("pool worker {name} ended unexpectedly: {status}");
+        if self.options.breaks {
+            let error = Error::BrokenProcessPool {
+                worker: name,
+                status,
+            };
+            let _ = self.broken.set(error.clone());
+            return self.stop_all(&error);
+        }
         if let Some(job) = worker.jobs.pop_front() {
             job.fail(&Error::WorkerDied {
                 worker: name,
@@ -1041,23 +1110,27 @@ impl Manager {
     }
 
     fn terminate(&mut self) {
-        let error = Error::PoolTerminated;
+        self.stop_all(&Error::PoolTerminated);
+        while let Ok(command) = self.inbox.try_recv() {
+            if let Command::Submit(job) = command {
+                job.fail(&Error::PoolTerminated);
+            }
+        }
+    }
+
+    /// Ends every worker now and fails all work, running or queued, with `error`.
+    fn stop_all(&mut self, error: &Error) {
         for worker in &self.workers {
             let _ = worker.process.terminate();
         }
         for worker in self.workers.drain(..) {
             end(&worker.process, TERMINATE_GRACE);
             for job in worker.jobs {
-                job.fail(&error);
+                job.fail(error);
             }
         }
         for job in self.queue.drain(..) {
-            job.fail(&error);
-        }
-        while let Ok(command) = self.inbox.try_recv() {
-            if let Command::Submit(job) = command {
-                job.fail(&error);
-            }
+            job.fail(error);
         }
     }
 
@@ -1077,12 +1150,14 @@ impl Manager {
         let initializer = self.options.initializer;
         let process = ProcessBuilder::default()
             .daemon(true)
-            .make("ForkPoolWorker", move || {
+            .make(self.options.prefix.unwrap_or("ForkPoolWorker"), move || {
                 worker_main(worker_end, &inherited, initializer)
             });
         process.start()?;
         // Wait for the worker's first word: from then on it is running (its start-up log
-        // record is written), and a worker that cannot even start is reported here.
+        // record is written, its initializer has run), and a worker that cannot even start
+        // (an initializer that panics) is reported here, not as a pool that replaces it
+        // forever.
         let mut conn = conn;
         if let Err(error) = conn.recv::<Vec<std::result::Result<Vec<u8>, WorkerFailure>>>() {
             let status = end(&process, TERMINATE_GRACE);
@@ -1124,11 +1199,11 @@ fn worker_main(mut conn: Connection, inherited: &[RawFd], initializer: Option<fn
         // nothing in the parent.
         unsafe { libc::close(fd) };
     }
-    // An empty reply says: running.
-    conn.send(&Vec::<std::result::Result<Vec<u8>, WorkerFailure>>::new())?;
     if let Some(initializer) = initializer {
         initializer();
     }
+    // An empty reply says: initialized and running.
+    conn.send(&Vec::<std::result::Result<Vec<u8>, WorkerFailure>>::new())?;
     loop {
         let request = match conn.recv::<Request>() {
             Ok(request) => request,

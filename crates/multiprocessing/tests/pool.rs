@@ -266,3 +266,19 @@ fn large_arguments_and_results_in_flight_both_ways_do_not_deadlock() {
         .collect();
     assert_eq!(chunked, inputs);
 }
+
+fn broken_initializer() {
+    panic!("cannot initialize");
+}
+
+#[test]
+fn a_failing_initializer_is_reported_by_new_not_retried_forever() {
+    let result = Pool::builder()
+        .processes(1)
+        .initializer(broken_initializer)
+        .build();
+    match result {
+        Err(Error::WorkerDied { status, .. }) => assert_eq!(status, ExitStatus::Exited(1)),
+        other => panic!("{other:?}"),
+    }
+}

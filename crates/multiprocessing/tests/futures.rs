@@ -1,0 +1,266 @@
+//! `ProcessPoolExecutor`, `ThreadPoolExecutor` and `Future` as a user sees them: results,
+//! states, cancelling, timeouts, `map`, `wait`, `as_completed`, shutdown, and the broken pool.
+
+use std::collections::HashSet;
+use std::sync::mpsc;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use multiprocessing::futures::{
+    ProcessPoolExecutor, ReturnWhen, ThreadPoolExecutor, as_completed, wait,
+};
+use multiprocessing::{Error, ExitStatus};
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// Long enough for anything here; a wait that needs more is a hang.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn square(n: u64) -> u64 {
+    n * n
+}
+
+fn nap(millis: u64) -> u64 {
+    sleep(Duration::from_millis(millis));
+    millis
+}
+
+fn fail(n: u64) -> u64 {
+    panic!("no good: {n}")
+}
+
+fn die(_: u64) -> u64 {
+    nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL).unwrap();
+    unreachable!("SIGKILL cannot be caught")
+}
+
+fn pid(_: u64) -> u32 {
+    std::process::id()
+}
+
+fn broken_initializer() {
+    panic!("cannot initialize");
+}
+
+fn exists(pid: u32) -> bool {
+    nix::sys::signal::kill(Pid::from_raw(pid as i32), None) != Err(Errno::ESRCH)
+}
+
+/// Waits until `condition` holds, failing the test after [`PATIENCE`].
+fn eventually(condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "the condition never held");
+        sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_future_runs_then_is_done() {
+    let executor = ProcessPoolExecutor::new(1).unwrap();
+    let future = executor.submit(nap, 200).unwrap();
+    eventually(|| future.running());
+    assert!(!future.done());
+    assert_eq!(*future.result_timeout(PATIENCE).unwrap(), 200);
+    assert!(future.done() && !future.running() && !future.cancelled());
+    assert!(future.exception().is_none());
+    assert_eq!(*future.result().unwrap(), 200, "a result can be read again");
+}
+
+#[test]
+fn result_with_a_timeout_gives_the_runtime_timeout_error() {
+    let executor = ProcessPoolExecutor::new(1).unwrap();
+    let future = executor.submit(nap, 300).unwrap();
+    assert!(matches!(
+        future.result_timeout(Duration::from_millis(10)),
+        Err(Error::Timeout { .. })
+    ));
+    assert!(future.wait(Some(PATIENCE)));
+}
+
+#[test]
+fn only_a_pending_future_can_be_cancelled() {
+    let executor = ProcessPoolExecutor::new(1).unwrap();
+    let busy = executor.submit(nap, 300).unwrap();
+    eventually(|| busy.running());
+    // The one worker may already hold the next call; the one after waits in the queue.
+    let next = executor.submit(nap, 1).unwrap();
+    let pending = executor.submit(nap, 2).unwrap();
+    assert!(pending.cancel());
+    assert!(pending.cancelled() && pending.done());
+    assert!(matches!(pending.result(), Err(Error::Cancelled)));
+    assert!(matches!(pending.exception(), Some(Error::Cancelled)));
+    assert!(!busy.cancel(), "a running call cannot be cancelled");
+    assert_eq!(*busy.result().unwrap(), 300);
+    assert_eq!(*next.result().unwrap(), 1);
+}
+
+#[test]
+fn errors_and_callbacks() {
+    let executor = ProcessPoolExecutor::new(2).unwrap();
+    let failing = executor.submit(fail, 7).unwrap();
+    match failing.exception() {
+        Some(Error::TaskPanicked { message }) => assert!(message.contains("no good: 7")),
+        other => panic!("{other:?}"),
+    }
+    let (sender, receiver) = mpsc::channel();
+    let future = executor.submit(square, 9).unwrap();
+    future.add_done_callback(move |done| {
+        sender.send(*done.result().unwrap()).unwrap();
+    });
+    assert_eq!(receiver.recv_timeout(PATIENCE).unwrap(), 81);
+    // A callback added once it is done runs at once.
+    let (sender, receiver) = mpsc::channel();
+    future.add_done_callback(move |_| sender.send(()).unwrap());
+    receiver.try_recv().unwrap();
+}
+
+#[test]
+fn map_is_ordered_chunked_and_bounded_by_its_timeout() {
+    let executor = ProcessPoolExecutor::new(2).unwrap();
+    let serial: Vec<u64> = (0..50).map(square).collect();
+    let results: Vec<u64> = executor.map(square, 0..50).map(Result::unwrap).collect();
+    assert_eq!(results, serial);
+    let chunked: Vec<u64> = executor
+        .map(square, 0..50)
+        .chunksize(7)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(chunked, serial);
+    let endless: Vec<u64> = executor
+        .map(square, 0..)
+        .take(20)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(endless, serial[..20]);
+    let mut slow = executor
+        .map(nap, [1, 2_000])
+        .timeout(Duration::from_millis(500));
+    assert_eq!(slow.next().unwrap().unwrap(), 1);
+    assert!(matches!(slow.next(), Some(Err(Error::Timeout { .. }))));
+    assert!(slow.next().is_none());
+}
+
+#[test]
+fn wait_and_as_completed() {
+    let executor = ProcessPoolExecutor::new(2).unwrap();
+    let futures = vec![
+        executor.submit(nap, 1_000).unwrap(),
+        executor.submit(nap, 10).unwrap(),
+    ];
+    let first = wait(&futures, ReturnWhen::FirstCompleted, Some(PATIENCE));
+    assert_eq!(first.done.len(), 1);
+    assert_eq!(*first.done[0].result().unwrap(), 10);
+    let order: Vec<u64> = as_completed(&futures, Some(PATIENCE))
+        .map(|future| *future.unwrap().result().unwrap())
+        .collect();
+    assert_eq!(order, [10, 1_000]);
+    let all = wait(&futures, ReturnWhen::AllCompleted, None);
+    assert_eq!((all.done.len(), all.not_done.len()), (2, 0));
+
+    let mixed = vec![
+        executor.submit(nap, 2_000).unwrap(),
+        executor.submit(fail, 1).unwrap(),
+    ];
+    let failed = wait(&mixed, ReturnWhen::FirstException, Some(PATIENCE));
+    assert_eq!(failed.done.len(), 1);
+    assert!(failed.done[0].exception().is_some());
+    let timed_out = wait(
+        &mixed,
+        ReturnWhen::AllCompleted,
+        Some(Duration::from_millis(10)),
+    );
+    assert_eq!(timed_out.not_done.len(), 1);
+    let mut completed = as_completed(&mixed[..1], Some(Duration::from_millis(10)));
+    assert!(matches!(completed.next(), Some(Err(Error::Timeout { .. }))));
+    assert!(completed.next().is_none());
+}
+
+#[test]
+fn shutdown_finishes_or_cancels_pending_work_and_refuses_more() {
+    let mut executor = ProcessPoolExecutor::new(1).unwrap();
+    let futures: Vec<_> = (0..4).map(|_| executor.submit(nap, 50).unwrap()).collect();
+    executor.shutdown(true, false);
+    assert!(futures.iter().all(|future| *future.result().unwrap() == 50));
+    assert!(matches!(executor.submit(square, 1), Err(Error::Shutdown)));
+
+    let mut executor = ProcessPoolExecutor::new(1).unwrap();
+    let running = executor.submit(nap, 200).unwrap();
+    eventually(|| running.running());
+    let queued: Vec<_> = (0..4)
+        .map(|_| executor.submit(nap, 5_000).unwrap())
+        .collect();
+    executor.shutdown(true, true);
+    assert_eq!(*running.result().unwrap(), 200);
+    // The worker may have held one queued call already; the rest were cancelled.
+    let cancelled = queued.iter().filter(|future| future.cancelled()).count();
+    assert!(cancelled >= 3, "{cancelled} of 4 cancelled");
+}
+
+#[test]
+fn a_killed_worker_breaks_the_executor() {
+    let mut executor = ProcessPoolExecutor::new(2).unwrap();
+    let pids: HashSet<u32> = (0..20)
+        .map(|i| *executor.submit(pid, i).unwrap().result().unwrap())
+        .collect();
+    let slow = executor.submit(nap, 5_000).unwrap();
+    let victim = executor.submit(die, 0).unwrap();
+    match victim.result_timeout(PATIENCE) {
+        Err(Error::BrokenProcessPool { worker, status }) => {
+            assert!(worker.starts_with("ForkProcess-"), "{worker}");
+            assert_eq!(status, ExitStatus::Signaled(libc::SIGKILL));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        slow.result_timeout(PATIENCE),
+        Err(Error::BrokenProcessPool { .. })
+    ));
+    assert!(matches!(
+        executor.submit(square, 2),
+        Err(Error::BrokenProcessPool { .. })
+    ));
+    executor.shutdown(true, false);
+    for pid in pids {
+        assert!(!exists(pid), "worker {pid} outlived the executor");
+    }
+}
+
+#[test]
+fn a_failing_initializer_breaks_the_executor_at_once() {
+    let result = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .initializer(broken_initializer)
+        .processes();
+    assert!(
+        matches!(result, Err(Error::BrokenProcessPool { .. })),
+        "{result:?}"
+    );
+    assert!(matches!(ProcessPoolExecutor::new(0), Err(Error::NoWorkers)));
+    assert!(matches!(ThreadPoolExecutor::new(0), Err(Error::NoWorkers)));
+}
+
+#[test]
+fn threads_have_the_same_api() {
+    let mut executor = ThreadPoolExecutor::new(2).unwrap();
+    assert_eq!(*executor.submit(square, 12).unwrap().result().unwrap(), 144);
+    assert_eq!(
+        *executor.submit(pid, 0).unwrap().result().unwrap(),
+        std::process::id(),
+        "threads run in this process"
+    );
+    let results: Vec<u64> = executor
+        .map(square, 0..30)
+        .chunksize(4)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(results, (0..30).map(square).collect::<Vec<_>>());
+    assert!(matches!(
+        executor.submit(fail, 3).unwrap().exception(),
+        Some(Error::TaskPanicked { .. })
+    ));
+    let pending: Vec<_> = (0..3).map(|_| executor.submit(nap, 20).unwrap()).collect();
+    executor.shutdown(true, false);
+    assert!(pending.iter().all(|future| future.done()));
+    assert!(matches!(executor.submit(square, 1), Err(Error::Shutdown)));
+}
