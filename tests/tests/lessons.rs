@@ -88,6 +88,13 @@ lessons! {
     lesson_pool: "lesson-pool", "lesson-pool", "output.txt", AnyOrder;
     pool_apply_async: "lesson-pool", "pool-apply-async", "output-pool-apply-async.txt", Exact;
     process_vs_pool: "lesson-pool", "process-vs-pool", "output-process-vs-pool.txt", Exact;
+    lesson_executor: "lesson-executor", "lesson-executor", "output.txt", Exact;
+    fib_workers: "lesson-executor", "fib-workers", "output-fib-workers.txt", Exact;
+    gcd: "lesson-executor", "gcd", "output-gcd.txt", Exact;
+    primes: "lesson-executor", "primes", "output-primes.txt", Exact;
+    process_id: "lesson-executor", "process-id", "output-process-id.txt", Exact;
+    threads_vs_processes: "lesson-executor", "threads-vs-processes", "output-threads-vs-processes.txt", Exact;
+    cpu_bound: "lesson-executor", "cpu-bound", "output-cpu-bound.txt", AnyOrder;
 }
 
 /// How long a lesson may run before it is killed and its test fails.
