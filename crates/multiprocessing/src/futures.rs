@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::pool::{self, ItemResult, Job, Pool};
+use crate::pool::{self, ItemResult, Job, Pool, decode};
 use crate::process::catch_task;
 use crate::task::Task;
 
@@ -507,11 +507,6 @@ impl Drop for ProcessPoolExecutor {
     fn drop(&mut self) {
         self.shutdown(true, false);
     }
-}
-
-/// Decodes one item's result.
-fn decode<R: DeserializeOwned>(item: ItemResult) -> Result<R> {
-    item.and_then(|bytes| codec::decode(&bytes))
 }
 
 /// A job for a thread worker.

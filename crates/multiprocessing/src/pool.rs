@@ -633,6 +633,11 @@ impl Slot {
 }
 
 /// Decodes one item's result.
+pub(crate) fn decode<R: DeserializeOwned>(item: ItemResult) -> Result<R> {
+    item.and_then(|bytes| codec::decode(&bytes))
+}
+
+/// Decodes one item's result, left in place.
 fn decode_item<R: DeserializeOwned>(item: &Option<ItemResult>) -> Result<R> {
     match item
         .as_ref()
@@ -786,11 +791,7 @@ where
         }
         let chunk = self.pending.pop_front()?;
         match chunk.get() {
-            Ok(items) => self.ready.extend(
-                items
-                    .into_iter()
-                    .map(|item| item.and_then(|bytes| codec::decode(&bytes))),
-            ),
+            Ok(items) => self.ready.extend(items.into_iter().map(decode)),
             Err(error) => return Some(Err(error)),
         }
         self.ready.pop_front()
@@ -845,7 +846,7 @@ where
         let results = self.results.recv().ok()?;
         self.in_flight -= 1;
         let item = results.into_iter().next()?;
-        Some(item.and_then(|bytes| codec::decode(&bytes)))
+        Some(decode(item))
     }
 }
 

@@ -1,6 +1,10 @@
 //! `ProcessPoolExecutor`, `ThreadPoolExecutor` and `Future` as a user sees them: results,
 //! states, cancelling, timeouts, `map`, `wait`, `as_completed`, shutdown, and the broken pool.
 
+mod common;
+
+use common::{PATIENCE, exists};
+
 use std::collections::HashSet;
 use std::sync::mpsc;
 use std::thread::sleep;
@@ -10,11 +14,6 @@ use multiprocessing::futures::{
     ProcessPoolExecutor, ReturnWhen, ThreadPoolExecutor, as_completed, wait,
 };
 use multiprocessing::{Error, ExitStatus};
-use nix::errno::Errno;
-use nix::unistd::Pid;
-
-/// Long enough for anything here; a wait that needs more is a hang.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 fn square(n: u64) -> u64 {
     n * n
@@ -40,10 +39,6 @@ fn pid(_: u64) -> u32 {
 
 fn broken_initializer() {
     panic!("cannot initialize");
-}
-
-fn exists(pid: u32) -> bool {
-    nix::sys::signal::kill(Pid::from_raw(pid as i32), None) != Err(Errno::ESRCH)
 }
 
 /// Waits until `condition` holds, failing the test after [`PATIENCE`].

@@ -4,26 +4,16 @@
 //! The logger and its level are global to a process, so each test changes the level only in
 //! a child of its own; this file is its own test binary, with no other logger.
 
+mod common;
+
+use common::run;
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::fd::AsFd;
-use std::time::Duration;
 
 use multiprocessing::logging::{LevelFilter, get_logger, log_to_stderr};
 use multiprocessing::{ExitStatus, Process};
-
-/// Starts `process` and waits for it, killing it rather than hanging the test.
-fn run(process: &Process) -> ExitStatus {
-    process.start().expect("start");
-    match process.join_timeout(Duration::from_secs(60)).expect("join") {
-        Some(status) => status,
-        None => {
-            process.kill().expect("kill");
-            process.join().expect("join");
-            panic!("{process} did not end in time");
-        }
-    }
-}
 
 /// Runs `body` in a child whose stderr is a pipe; returns what it and its children wrote there.
 fn stderr_of(body: impl FnOnce() + Send + 'static) -> String {

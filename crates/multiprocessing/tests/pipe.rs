@@ -1,26 +1,17 @@
 //! `pipe` and `Connection` as a user sees them: both directions, one-way ends, large
 //! messages, polling, a closed peer, and bad or cut-off frames.
 
+mod common;
+
+use common::{PATIENCE, finish};
+
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::thread::sleep;
 use std::time::Duration;
 
-use multiprocessing::{Connection, Error, ExitStatus, Process, pipe};
-
-const PATIENCE: Duration = Duration::from_secs(60);
-
-fn finish(process: &Process) -> ExitStatus {
-    match process.join_timeout(PATIENCE).expect("join") {
-        Some(status) => status,
-        None => {
-            process.kill().expect("kill");
-            process.join().expect("join");
-            panic!("{process} did not end in time");
-        }
-    }
-}
+use multiprocessing::{Connection, Error, Process, pipe};
 
 /// A peer end as a raw socket, to write whatever bytes a test needs.
 fn raw_socket(end: Connection) -> UnixStream {

@@ -1,17 +1,16 @@
 //! `Pool` as a user sees it: every method against a plain serial `map`, errors, empty and
 //! endless inputs, worker recycling, and a worker killed in the middle of `map`.
 
+mod common;
+
+use common::{PATIENCE, exists};
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::sleep;
 use std::time::Duration;
 
 use multiprocessing::{Error, ExitStatus, Pool};
-use nix::errno::Errno;
-use nix::unistd::Pid;
-
-/// Long enough for anything here; a wait that needs more is a hang.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 fn square(x: u64) -> u64 {
     x * x
@@ -50,10 +49,6 @@ fn initialize() {
 
 fn was_initialized(_: ()) -> bool {
     INITIALIZED.load(Ordering::SeqCst)
-}
-
-fn exists(pid: u32) -> bool {
-    nix::sys::signal::kill(Pid::from_raw(pid as i32), None) != Err(Errno::ESRCH)
 }
 
 fn serial(inputs: impl Iterator<Item = u64>) -> Vec<u64> {

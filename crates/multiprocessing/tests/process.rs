@@ -4,6 +4,10 @@
 //! children. A test that looks at that list (`active_children`, the exit handler) therefore
 //! runs its body in a child process, which starts with a list of its own, via [`isolated`].
 
+mod common;
+
+use common::{PATIENCE, exists, run};
+
 use std::io::{Read, Write};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -12,24 +16,6 @@ use multiprocessing::{
     Error, ExitStatus, Process, Signal, active_children, current_process, exit, parent_process,
 };
 use nix::errno::Errno;
-use nix::unistd::Pid;
-
-/// Long enough for any child here to end; a join that needs more is a hang.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// Starts `process` and waits for it, failing the test (and killing the process) instead
-/// of hanging.
-fn run(process: &Process) -> ExitStatus {
-    process.start().expect("start");
-    match process.join_timeout(PATIENCE).expect("join") {
-        Some(status) => status,
-        None => {
-            process.kill().expect("kill");
-            process.join().expect("join");
-            panic!("{process} did not end in time");
-        }
-    }
-}
 
 /// Runs `body` in a child process and fails the test if the body panics there.
 fn isolated(body: impl FnOnce() + Send + 'static) {
@@ -44,11 +30,6 @@ fn output_of(body: impl FnOnce(&mut std::io::PipeWriter) + Send + 'static) -> St
     let mut text = String::new();
     reader.read_to_string(&mut text).expect("read");
     text
-}
-
-/// Whether a process with this pid exists (a zombie counts).
-fn exists(pid: u32) -> bool {
-    nix::sys::signal::kill(Pid::from_raw(pid as i32), None) != Err(Errno::ESRCH)
 }
 
 /// Runs `body` with stderr pointed at `/dev/null`, for a child whose report is expected.

@@ -1,32 +1,16 @@
 //! `Queue` and `JoinableQueue` as a user sees them: order, every message delivered once,
 //! bounds, timeouts, errors, large messages, and a writer killed in the middle of one.
 
+mod common;
+
+use common::{PATIENCE, finish, started};
+
 use std::collections::HashMap;
 use std::thread::sleep;
 use std::time::Duration;
 
-use multiprocessing::{Error, ExitStatus, JoinableQueue, Process, Queue, queue};
+use multiprocessing::{Error, JoinableQueue, Process, Queue, queue};
 use serde::{Deserialize, Serialize};
-
-/// Long enough for anything here; a wait that needs more is a hang.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Waits for `process`, killing it rather than hanging the test.
-fn finish(process: &Process) -> ExitStatus {
-    match process.join_timeout(PATIENCE).expect("join") {
-        Some(status) => status,
-        None => {
-            process.kill().expect("kill");
-            process.join().expect("join");
-            panic!("{process} did not end in time");
-        }
-    }
-}
-
-fn started(process: Process) -> Process {
-    process.start().expect("start");
-    process
-}
 
 #[test]
 fn messages_come_out_in_the_order_they_went_in() {

@@ -1,0 +1,43 @@
+//! What the runtime's test files share: how long to wait, and waiting that fails a test
+//! instead of hanging it.
+
+// Each test file is its own crate and uses only some of these.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use multiprocessing::{ExitStatus, Process};
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// Long enough for anything a test waits for; a wait that needs more is a hang.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Waits for `process`; kills it and fails the test if it does not end within [`PATIENCE`].
+pub fn finish(process: &Process) -> ExitStatus {
+    match process.join_timeout(PATIENCE).expect("join") {
+        Some(status) => status,
+        None => {
+            process.kill().expect("kill");
+            process.join().expect("join");
+            panic!("{process} did not end in time");
+        }
+    }
+}
+
+/// Starts `process` and waits for it, as [`finish`] does.
+pub fn run(process: &Process) -> ExitStatus {
+    process.start().expect("start");
+    finish(process)
+}
+
+/// Starts `process` and hands it back.
+pub fn started(process: Process) -> Process {
+    process.start().expect("start");
+    process
+}
+
+/// Whether a process with this pid exists (a zombie counts).
+pub fn exists(pid: u32) -> bool {
+    nix::sys::signal::kill(Pid::from_raw(pid as i32), None) != Err(Errno::ESRCH)
+}
