@@ -16,7 +16,7 @@
 //! | `active_children()`, `cpu_count()` | [`active_children`], [`cpu_count`] |
 //! | `log_to_stderr(level)`, `get_logger()` | [`logging::log_to_stderr`], [`logging::get_logger`] |
 //! | `Queue(maxsize)`, `JoinableQueue()` | [`Queue`], [`JoinableQueue`] |
-//! | `Pipe(duplex)` | [`pipe`], [`Connection`] |
+//! | `Pipe(duplex)` | [`pipe()`], [`Connection`] |
 //! | `Pool(processes, initializer)`, `map`, `apply_async` | [`Pool`], [`AsyncResult`] |
 //! | `concurrent.futures.ProcessPoolExecutor`, `ThreadPoolExecutor` | [`futures`] |
 //!

@@ -1,7 +1,7 @@
 //! Python's `multiprocessing.Pool`: a fixed set of worker processes that run tasks.
 //!
 //! A task is a plain `fn` whose argument and result are serde types (the Rust counterpart of
-//! "must be picklable"); it travels as a [`TaskRef`](crate::task::TaskRef), so it means the
+//! "must be picklable"); it travels as a [`TaskRef`], so it means the
 //! same in every process running this executable. Each worker has a socket of its own to the
 //! pool; a manager thread in the parent hands each idle worker the next chunk of work and
 //! collects the results, so the pool always knows which worker holds which task.

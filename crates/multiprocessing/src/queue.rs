@@ -2,7 +2,7 @@
 //!
 //! A queue is a ring of bytes in memory shared by every process forked after it was made,
 //! with a robust process-shared mutex and condition variables beside it. [`Queue::put`]
-//! encodes the message (with [`codec`](crate::codec)) and copies the frame into the ring under
+//! encodes the message (with [`codec`]) and copies the frame into the ring under
 //! the mutex; [`Queue::get`] copies the oldest frame out and decodes it. What this design buys,
 //! compared with Python's pipe and feeder thread:
 //!
