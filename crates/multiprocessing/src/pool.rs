@@ -61,14 +61,19 @@ impl From<WorkerFailure> for Error {
     }
 }
 
-/// What the pool asks of a worker.
+/// What the pool asks of a worker. The pool sends the arguments borrowed
+/// (`Request<&[Vec<u8>]>`), the worker receives them owned (`Request<Vec<Vec<u8>>>`): both
+/// encode the same way.
 #[derive(Serialize, Deserialize)]
-enum Request {
+enum Request<Args> {
     /// Run `task` on each encoded argument, in order.
-    Run { task: TaskRef, args: Vec<Vec<u8>> },
+    Run { task: TaskRef, args: Args },
     /// End, after finishing nothing more.
     Exit,
 }
+
+/// The request that ends a worker.
+const EXIT: Request<&[Vec<u8>]> = Request::Exit;
 
 /// A chunk of work and what to do with its results.
 pub(crate) struct Job {
@@ -931,7 +936,7 @@ impl Manager {
             }
             let request = Request::Run {
                 task: job.task,
-                args: job.args.clone(),
+                args: job.args.as_slice(),
             };
             let worker = &mut self.workers[index];
             let frame = match worker.conn.frame(&request) {
@@ -1081,7 +1086,7 @@ impl Manager {
     /// Ends a worker that has done its share, and starts a fresh one.
     fn retire(&mut self, index: usize) {
         let worker = &mut self.workers[index];
-        let _ = worker.conn.send(&Request::Exit);
+        let _ = worker.conn.send(&EXIT);
         end(&worker.process, TERMINATE_GRACE);
         self.restart(index);
     }
@@ -1103,7 +1108,7 @@ impl Manager {
 
     fn retire_all(&mut self) {
         for worker in &mut self.workers {
-            let _ = worker.conn.send(&Request::Exit);
+            let _ = worker.conn.send(&EXIT);
         }
         for worker in self.workers.drain(..) {
             end(&worker.process, TERMINATE_GRACE);
@@ -1206,7 +1211,7 @@ fn worker_main(mut conn: Connection, inherited: &[RawFd], initializer: Option<fn
     // An empty reply says: initialized and running.
     conn.send(&Vec::<std::result::Result<Vec<u8>, WorkerFailure>>::new())?;
     loop {
-        let request = match conn.recv::<Request>() {
+        let request = match conn.recv::<Request<Vec<Vec<u8>>>>() {
             Ok(request) => request,
             Err(Error::Disconnected) => return Ok(()),
             Err(error) => return Err(error),
