@@ -100,6 +100,11 @@ pub enum Error {
         /// How it ended.
         status: crate::ExitStatus,
     },
+    /// A thread pool executor's initializer panicked: Python's `BrokenThreadPool`.
+    BrokenThreadPool {
+        /// Where it panicked, and the panic message.
+        message: String,
+    },
     /// The future was cancelled before it ran.
     Cancelled,
     /// A call was submitted to an executor after `shutdown`.
@@ -196,6 +201,12 @@ impl fmt::Display for Error {
                 f,
                 "the process pool is broken: worker {worker} {status}; make a new executor"
             ),
+            Error::BrokenThreadPool { message } => {
+                write!(
+                    f,
+                    "the thread pool is broken: an initializer panicked: {message}"
+                )
+            }
             Error::Cancelled => write!(f, "the future was cancelled before it ran"),
             Error::Shutdown => write!(f, "cannot schedule new calls after shutdown"),
             Error::PoolClosed => write!(f, "the pool is closed: it accepts no more work"),

@@ -319,8 +319,9 @@ impl Builder {
         self
     }
 
-    /// A function each worker runs once, when it starts. In a process executor, a worker
-    /// whose initializer panics breaks the executor before it is returned.
+    /// A function each worker runs once, when it starts. A worker whose initializer panics
+    /// breaks the executor before it is returned: [`Error::BrokenProcessPool`] or
+    /// [`Error::BrokenThreadPool`].
     pub fn initializer(mut self, initializer: fn()) -> Builder {
         self.initializer = Some(initializer);
         self
@@ -353,7 +354,8 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`Error::NoWorkers`] for 0 workers, [`Error::Os`] when a thread cannot start.
+    /// [`Error::NoWorkers`] for 0 workers, [`Error::BrokenThreadPool`] when an initializer
+    /// panics, [`Error::Os`] when a thread cannot start.
     pub fn threads(self) -> Result<ThreadPoolExecutor> {
         ThreadPoolExecutor::start(self.workers()?, self.initializer)
     }
@@ -580,23 +582,31 @@ impl ThreadPoolExecutor {
             }),
             available: Condvar::new(),
         });
-        let threads = (0..workers)
-            .map(|index| {
-                let shared = shared.clone();
-                std::thread::Builder::new()
-                    .name(format!("ThreadPoolExecutor-0_{index}"))
-                    .spawn(move || thread_worker(&shared, initializer))
-                    .map_err(|error| Error::Os {
-                        context: "cannot start an executor thread",
-                        errno: nix::Error::from_raw(error.raw_os_error().unwrap_or(libc::EIO)),
-                    })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(ThreadPoolExecutor {
+        let (ready, reports) = mpsc::channel();
+        let mut executor = ThreadPoolExecutor {
             shared,
-            threads,
+            threads: Vec::new(),
             outstanding: Outstanding::default(),
-        })
+        };
+        for index in 0..workers {
+            let (shared, ready) = (executor.shared.clone(), ready.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("ThreadPoolExecutor-0_{index}"))
+                .spawn(move || thread_worker(&shared, initializer, &ready))
+                .map_err(|error| Error::Os {
+                    context: "cannot start an executor thread",
+                    errno: nix::Error::from_raw(error.raw_os_error().unwrap_or(libc::EIO)),
+                })?;
+            executor.threads.push(thread);
+        }
+        // Every thread reports its initializer; one that panicked breaks the executor now,
+        // where Python would fail each later call with `BrokenThreadPool`.
+        for _ in 0..workers {
+            if let Ok(Err(message)) = reports.recv() {
+                return Err(Error::BrokenThreadPool { message });
+            }
+        }
+        Ok(executor)
     }
 
     /// Schedules `f(arg)` and returns its future: Python's `submit`.
@@ -669,9 +679,20 @@ fn run_here<A, R>(f: fn(A) -> R, arg: A) -> Result<R> {
 }
 
 /// A thread worker: run the initializer, then jobs until the queue closes and empties.
-fn thread_worker(shared: &ThreadShared, initializer: Option<fn()>) {
-    if let Some(initializer) = initializer {
-        initializer();
+fn thread_worker(
+    shared: &ThreadShared,
+    initializer: Option<fn()>,
+    ready: &mpsc::Sender<std::result::Result<(), String>>,
+) {
+    let initialized = catch_task(|| {
+        if let Some(initializer) = initializer {
+            initializer();
+        }
+    });
+    let failed = initialized.is_err();
+    let _ = ready.send(initialized);
+    if failed {
+        return;
     }
     loop {
         let job = {

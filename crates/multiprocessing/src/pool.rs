@@ -921,8 +921,9 @@ impl Manager {
         }
     }
 
-    /// Gives queued jobs to workers with room for them, the least busy first, so that an
-    /// idle worker never waits while another holds work it has not started.
+    /// Gives queued jobs to workers with room for them, the least busy first. A busy worker
+    /// is sent work ahead only while there is more queued than there are workers, so that
+    /// a job never waits behind another on one worker while a second worker could be idle.
     fn dispatch(&mut self) {
         while let Some(next) = self.queue.front().map(|job| job.args.len()) {
             let Some(index) = self.least_busy_with_room(next) else {
@@ -956,13 +957,14 @@ impl Manager {
     /// The worker that holds the fewest inputs and may take `next` more, if any may.
     fn least_busy_with_room(&self, next: usize) -> Option<usize> {
         let limit = self.options.maxtasksperchild.unwrap_or(usize::MAX);
+        let plenty = self.queue.len() > self.workers.len();
         self.workers
             .iter()
             .enumerate()
             .filter(|(_, worker)| worker.sent < limit)
             .map(|(index, worker)| (worker.jobs.iter().map(|job| job.args.len()).sum(), index))
             .filter(|&(ahead, index): &(usize, usize)| {
-                self.workers[index].jobs.is_empty() || ahead + next <= ITEMS_AHEAD
+                self.workers[index].jobs.is_empty() || (plenty && ahead + next <= ITEMS_AHEAD)
             })
             .min()
             .map(|(_, index)| index)

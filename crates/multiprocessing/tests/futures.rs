@@ -37,8 +37,14 @@ fn pid(_: u64) -> u32 {
     std::process::id()
 }
 
+/// An initializer that panics, run in a thread: its panic is the executor's error, not printed.
+fn panicking_initializer() {
+    panic!("cannot initialize");
+}
+
+/// An initializer that panics in a worker process, whose stderr it silences first: the
+/// worker reports the panic there, and this test expects it.
 fn broken_initializer() {
-    // The worker reports the panic on stderr; this test expects it, so keep it quiet.
     let null = std::fs::File::create("/dev/null").unwrap();
     nix::unistd::dup2_stderr(&null).unwrap();
     panic!("cannot initialize");
@@ -234,6 +240,14 @@ fn a_failing_initializer_breaks_the_executor_at_once() {
         matches!(result, Err(Error::BrokenProcessPool { .. })),
         "{result:?}"
     );
+    let threads = ThreadPoolExecutor::builder()
+        .max_workers(2)
+        .initializer(panicking_initializer)
+        .threads();
+    assert!(
+        matches!(threads, Err(Error::BrokenThreadPool { .. })),
+        "{threads:?}"
+    );
     assert!(matches!(ProcessPoolExecutor::new(0), Err(Error::NoWorkers)));
     assert!(matches!(ThreadPoolExecutor::new(0), Err(Error::NoWorkers)));
 }
@@ -261,4 +275,17 @@ fn threads_have_the_same_api() {
     executor.shutdown(true, false);
     assert!(pending.iter().all(|future| future.done()));
     assert!(matches!(executor.submit(square, 1), Err(Error::Shutdown)));
+}
+
+#[test]
+fn a_short_call_does_not_wait_behind_a_long_one_while_a_worker_is_free() {
+    let executor = ProcessPoolExecutor::new(2).unwrap();
+    let futures: Vec<_> = [600, 50, 150]
+        .into_iter()
+        .map(|millis| executor.submit(nap, millis).unwrap())
+        .collect();
+    let order: Vec<u64> = as_completed(&futures, Some(PATIENCE))
+        .map(|future| *future.unwrap().result().unwrap())
+        .collect();
+    assert_eq!(order, [50, 150, 600]);
 }
