@@ -1,5 +1,6 @@
 //! Submitting one call and watching its future: `pool.submit(fib, 38)`, then
-//! `fut.running()` and `fut.done()`, from "Distributed Computing with Python", chapter 3.
+//! `fut.running()` and `fut.done()`, from "Distributed Computing with Python", chapter 3
+//! (no file name there).
 //!
 //! Book: "Executors and futures". Run: `cargo run -p lesson-executor`.
 //!

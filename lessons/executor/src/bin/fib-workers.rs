@@ -1,5 +1,5 @@
 //! The same CPU-bound call on 1 to 32 workers: `runprocesses(workernum, fibnum)` from
-//! "Distributed Computing with Python", chapter 3.
+//! "Distributed Computing with Python", chapter 3 (no file name there).
 //!
 //! Book: "Executors and futures". Run: `cargo run --release -p lesson-executor --bin fib-workers`.
 //!
