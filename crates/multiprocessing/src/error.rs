@@ -92,6 +92,14 @@ pub enum Error {
         /// How it ended.
         status: crate::ExitStatus,
     },
+    /// A pool worker ended before it was ready to take work (its initializer panicked, or it
+    /// was killed while starting).
+    WorkerDidNotStart {
+        /// The worker's name.
+        worker: String,
+        /// How it ended.
+        status: crate::ExitStatus,
+    },
     /// A worker of a process pool executor ended abruptly, which breaks the executor, as in
     /// Python: every pending future fails with this error, and so does every later submit.
     BrokenProcessPool {
@@ -196,6 +204,10 @@ impl fmt::Display for Error {
             Error::WorkerDied { worker, status } => write!(
                 f,
                 "worker {worker} {status} while running this task; the pool replaced it"
+            ),
+            Error::WorkerDidNotStart { worker, status } => write!(
+                f,
+                "pool worker {worker} {status} before it was ready: did its initializer panic?"
             ),
             Error::BrokenProcessPool { worker, status } => write!(
                 f,

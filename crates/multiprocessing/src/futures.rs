@@ -341,7 +341,9 @@ impl Builder {
         options.breaks = true;
         options.prefix = Some("ForkProcess");
         let pool = options.build().map_err(|error| match error {
-            Error::WorkerDied { worker, status } => Error::BrokenProcessPool { worker, status },
+            Error::WorkerDidNotStart { worker, status } => {
+                Error::BrokenProcessPool { worker, status }
+            }
             other => other,
         })?;
         Ok(ProcessPoolExecutor {

@@ -1170,7 +1170,7 @@ impl Manager {
         if let Err(error) = conn.recv::<Vec<std::result::Result<Vec<u8>, WorkerFailure>>>() {
             let status = end(&process, TERMINATE_GRACE);
             log::error!("pool worker {} did not start: {error}", process.name());
-            return Err(Error::WorkerDied {
+            return Err(Error::WorkerDidNotStart {
                 worker: process.name(),
                 status,
             });

@@ -276,7 +276,7 @@ fn a_failing_initializer_is_reported_by_new_not_retried_forever() {
         .initializer(broken_initializer)
         .build();
     match result {
-        Err(Error::WorkerDied { status, .. }) => assert_eq!(status, ExitStatus::Exited(1)),
+        Err(Error::WorkerDidNotStart { status, .. }) => assert_eq!(status, ExitStatus::Exited(1)),
         other => panic!("{other:?}"),
     }
 }
