@@ -50,6 +50,13 @@ pub enum Error {
         /// What the decoder said.
         message: String,
     },
+    /// A thread tried to acquire a lock it already holds, which would wait forever: a
+    /// [`Lock`](crate::Lock), or the lock of a `Value`. Python's `Lock` just
+    /// waits.
+    WouldDeadlock,
+    /// A thread released a lock it does not hold: one that another thread or process holds, or
+    /// that no one holds. Python raises `AssertionError` (`RLock`) or `ValueError` (`Lock`).
+    NotOwner,
     /// A system call failed.
     Os {
         /// What the runtime was doing.
@@ -94,6 +101,16 @@ impl fmt::Display for Error {
             ),
             Error::Encode { message } => write!(f, "cannot encode a message: {message}"),
             Error::Decode { message } => write!(f, "cannot decode a message: {message}"),
+            Error::WouldDeadlock => write!(
+                f,
+                "this thread already holds the lock, so acquiring it again would wait forever: \
+                 drop the guard first, or use an RLock"
+            ),
+            Error::NotOwner => write!(
+                f,
+                "cannot release a lock that this thread does not hold: release it once per \
+                 acquire, in the thread that acquired it"
+            ),
             Error::Os { context, errno } => write!(f, "{context}: {}", errno.desc()),
         }
     }

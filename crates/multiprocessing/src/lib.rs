@@ -14,6 +14,9 @@
 //! | `current_process()`, `parent_process()` | [`current_process`], [`parent_process`] |
 //! | `active_children()`, `cpu_count()` | [`active_children`], [`cpu_count`] |
 //! | `log_to_stderr(level)`, `get_logger()` | [`logging::log_to_stderr`], [`logging::get_logger`] |
+//! | `Lock()`, `RLock()` | [`Lock::new`], [`RLock::new`] |
+//! | `with lock:` | `let _guard = lock.acquire()?;` (a [`LockGuard`]) |
+//! | `lock.acquire(timeout=t)`, `lock.acquire(False)`, `lock.release()` | [`Lock::acquire_timeout`], [`Lock::try_acquire`], [`Lock::release`] |
 //!
 //! # Example
 //!
@@ -38,11 +41,15 @@
 
 pub mod codec;
 pub mod error;
+pub mod lock;
 pub mod logging;
 pub mod process;
+mod shm;
+mod sync;
 pub mod task;
 
 pub use error::{Error, Result};
+pub use lock::{Lock, LockGuard, RLock};
 /// Signals, for [`Process::signal`] and [`ExitStatus::signal`].
 pub use nix::sys::signal::Signal;
 pub use process::{

@@ -56,11 +56,39 @@ fn check(code: libc::c_int, context: &'static str) -> Result<()> {
     }
 }
 
-/// The `CLOCK_REALTIME` time at which `deadline` (a monotonic `Instant`) falls, as
-/// `pthread_mutex_timedlock` wants it.
-fn realtime_at(deadline: Instant) -> libc::timespec {
-    let left = deadline.saturating_duration_since(Instant::now());
-    clock_after(libc::CLOCK_REALTIME, left)
+/// Locks `mutex`, waiting until `deadline` on the monotonic clock, the clock of `Instant`;
+/// returns the pthread code.
+///
+/// `pthread_mutex_timedlock` measures its deadline on `CLOCK_REALTIME`, which jumps when the
+/// system time is set: a wait of a second could last an hour, or end at once. glibc 2.30 and
+/// later take the clock as an argument.
+#[cfg(target_env = "gnu")]
+fn lock_until(mutex: *mut libc::pthread_mutex_t, deadline: Instant) -> libc::c_int {
+    unsafe extern "C" {
+        fn pthread_mutex_clocklock(
+            mutex: *mut libc::pthread_mutex_t,
+            clock: libc::clockid_t,
+            abstime: *const libc::timespec,
+        ) -> libc::c_int;
+    }
+    let at = clock_after(
+        libc::CLOCK_MONOTONIC,
+        deadline.saturating_duration_since(Instant::now()),
+    );
+    // SAFETY: the caller passes an initialised mutex that stays mapped; `at` is a valid
+    // timespec on the clock named with it.
+    unsafe { pthread_mutex_clocklock(mutex, libc::CLOCK_MONOTONIC, &at) }
+}
+
+/// Without glibc: `pthread_mutex_timedlock`, on the real-time clock.
+#[cfg(not(target_env = "gnu"))]
+fn lock_until(mutex: *mut libc::pthread_mutex_t, deadline: Instant) -> libc::c_int {
+    let at = clock_after(
+        libc::CLOCK_REALTIME,
+        deadline.saturating_duration_since(Instant::now()),
+    );
+    // SAFETY: as above, on the clock `pthread_mutex_timedlock` uses.
+    unsafe { libc::pthread_mutex_timedlock(mutex, &at) }
 }
 
 /// The time on `clock` that is `left` from now.
@@ -106,7 +134,10 @@ impl RawMutex {
         // mutex pointer is valid and, per this function's contract, not yet shared.
         unsafe {
             let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
-            check(libc::pthread_mutexattr_init(&mut attr), "cannot make a mutex")?;
+            check(
+                libc::pthread_mutexattr_init(&mut attr),
+                "cannot make a mutex",
+            )?;
             let result = check(
                 libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED),
                 "cannot share a mutex between processes",
@@ -118,7 +149,10 @@ impl RawMutex {
                 )
             })
             .and_then(|()| {
-                check(libc::pthread_mutexattr_settype(&mut attr, kind), "cannot set a mutex type")
+                check(
+                    libc::pthread_mutexattr_settype(&mut attr, kind),
+                    "cannot set a mutex type",
+                )
             })
             .and_then(|()| {
                 check(
@@ -136,11 +170,7 @@ impl RawMutex {
         let code = match deadline {
             // SAFETY: the mutex was initialised (the contract of `init`) and stays mapped.
             None => unsafe { libc::pthread_mutex_lock(self.mutex.get()) },
-            Some(deadline) => {
-                let at = realtime_at(deadline);
-                // SAFETY: as above; `at` is a valid timespec.
-                unsafe { libc::pthread_mutex_timedlock(self.mutex.get(), &at) }
-            }
+            Some(deadline) => lock_until(self.mutex.get(), deadline),
         };
         self.acquired(code)
     }
@@ -153,17 +183,27 @@ impl RawMutex {
     }
 
     /// Interprets the return code of a lock call.
+    ///
+    /// A [`Kind::Normal`] mutex that the calling thread already holds gives
+    /// [`Error::WouldDeadlock`] from `lock`, timed or not, and on glibc from `try_lock` too.
     fn acquired(&self, code: libc::c_int) -> Result<Option<Acquired>> {
         match code {
             0 => Ok(Some(Acquired::Clean)),
             libc::ETIMEDOUT | libc::EBUSY => Ok(None),
+            libc::EDEADLK => Err(Error::WouldDeadlock),
             libc::EOWNERDEAD => {
                 // SAFETY: we hold the mutex (EOWNERDEAD means it is ours now); marking it
                 // consistent lets it be used again after we unlock it.
-                check(
+                let consistent = check(
                     unsafe { libc::pthread_mutex_consistent(self.mutex.get()) },
                     "cannot recover a mutex whose owner died",
-                )?;
+                );
+                if let Err(error) = consistent {
+                    // Do not keep a mutex we cannot use: unlocked while inconsistent, it
+                    // makes every later lock fail (ENOTRECOVERABLE) instead of wait forever.
+                    let _ = self.unlock();
+                    return Err(error);
+                }
                 Ok(Some(Acquired::OwnerDied))
             }
             errno => Err(Error::Os {
@@ -173,14 +213,14 @@ impl RawMutex {
         }
     }
 
-    /// Unlocks; `Err` with `EPERM` when the calling thread does not hold it.
+    /// Unlocks; [`Error::NotOwner`] when the calling thread does not hold it.
     pub(crate) fn unlock(&self) -> Result<()> {
         // SAFETY: the mutex was initialised and stays mapped; an error-checking or recursive
         // mutex refuses an unlock by a thread that does not own it.
-        check(
-            unsafe { libc::pthread_mutex_unlock(self.mutex.get()) },
-            "cannot unlock a mutex",
-        )
+        match unsafe { libc::pthread_mutex_unlock(self.mutex.get()) } {
+            libc::EPERM => Err(Error::NotOwner),
+            code => check(code, "cannot unlock a mutex"),
+        }
     }
 
     fn as_ptr(&self) -> *mut libc::pthread_mutex_t {
@@ -199,6 +239,10 @@ unsafe impl Sync for RawCondvar {}
 // SAFETY: as above; never moved after `init`.
 unsafe impl Send for RawCondvar {}
 
+#[expect(
+    dead_code,
+    reason = "the queues will wait on conditions; nothing does yet"
+)]
 impl RawCondvar {
     /// An uninitialised condition variable, to be placed and then [`init`](Self::init)ed.
     pub(crate) fn new() -> RawCondvar {
@@ -218,7 +262,10 @@ impl RawCondvar {
         // SAFETY: as in `RawMutex::init`.
         unsafe {
             let mut attr: libc::pthread_condattr_t = std::mem::zeroed();
-            check(libc::pthread_condattr_init(&mut attr), "cannot make a condition")?;
+            check(
+                libc::pthread_condattr_init(&mut attr),
+                "cannot make a condition",
+            )?;
             let result = check(
                 libc::pthread_condattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED),
                 "cannot share a condition between processes",
@@ -230,7 +277,10 @@ impl RawCondvar {
                 )
             })
             .and_then(|()| {
-                check(libc::pthread_cond_init(self.cond.get(), &attr), "cannot make a condition")
+                check(
+                    libc::pthread_cond_init(self.cond.get(), &attr),
+                    "cannot make a condition",
+                )
             });
             libc::pthread_condattr_destroy(&mut attr);
             result
@@ -258,9 +308,9 @@ impl RawCondvar {
         match code {
             0 => Ok((Acquired::Clean, false)),
             libc::ETIMEDOUT => Ok((Acquired::Clean, true)),
-            other => mutex.acquired(other).map(|acquired| {
-                (acquired.expect("a wait returns with the mutex held"), false)
-            }),
+            other => mutex
+                .acquired(other)
+                .map(|acquired| (acquired.expect("a wait returns with the mutex held"), false)),
         }
     }
 
