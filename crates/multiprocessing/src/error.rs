@@ -51,7 +51,7 @@ pub enum Error {
         message: String,
     },
     /// A thread tried to acquire a lock it already holds, which would wait forever: a
-    /// [`Lock`](crate::Lock), or the lock of a `Value`. Python's `Lock` just
+    /// [`Lock`](crate::Lock), or the lock of a [`Value`](crate::Value). Python's `Lock` just
     /// waits.
     WouldDeadlock,
     /// A thread released a lock it does not hold: one that another thread or process holds, or

@@ -17,6 +17,8 @@
 //! | `Lock()`, `RLock()` | [`Lock::new`], [`RLock::new`] |
 //! | `with lock:` | `let _guard = lock.acquire()?;` (a [`LockGuard`]) |
 //! | `lock.acquire(timeout=t)`, `lock.acquire(False)`, `lock.release()` | [`Lock::acquire_timeout`], [`Lock::try_acquire`], [`Lock::release`] |
+//! | `Value('i', 0)` | [`Value::new`]`(0_i32)` |
+//! | `with v.get_lock(): v.value += 1` | `*v.lock()? += 1` (a [`ValueGuard`]) |
 //!
 //! # Example
 //!
@@ -47,6 +49,7 @@ pub mod process;
 mod shm;
 mod sync;
 pub mod task;
+pub mod value;
 
 pub use error::{Error, Result};
 pub use lock::{Lock, LockGuard, RLock};
@@ -56,3 +59,4 @@ pub use process::{
     Builder, CurrentProcess, ExitStatus, Outcome, ParentProcess, Process, active_children,
     cpu_count, current_process, exit, parent_process,
 };
+pub use value::{Plain, Value, ValueGuard};
