@@ -55,7 +55,8 @@ pub enum Error {
     /// waits.
     WouldDeadlock,
     /// A thread released a lock it does not hold: one that another thread or process holds, or
-    /// that no one holds. Python raises `AssertionError` (`RLock`) or `ValueError` (`Lock`).
+    /// that no one holds. Python's `RLock` raises `AssertionError`; its `Lock` raises
+    /// `ValueError` when no one holds it, and lets anyone release it otherwise.
     NotOwner,
     /// A system call failed.
     Os {

@@ -35,6 +35,8 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -73,7 +75,7 @@ use crate::sync::{Acquired, Kind, RawMutex};
 /// The lesson `lesson-lock` runs this with two processes.
 #[derive(Clone)]
 pub struct Lock {
-    core: Arc<Shared<Core>>,
+    core: Arc<Mapping<Core>>,
 }
 
 /// A lock that its owner may acquire again: Python's `multiprocessing.RLock`.
@@ -99,7 +101,7 @@ pub struct Lock {
 /// ```
 #[derive(Clone)]
 pub struct RLock {
-    core: Arc<Shared<Core>>,
+    core: Arc<Mapping<Core>>,
 }
 
 /// A held [`Lock`], or one level of a held [`RLock`]; dropping it releases that level.
@@ -172,7 +174,7 @@ impl Lock {
     /// ```
     pub fn new() -> Result<Lock> {
         Ok(Lock {
-            core: Core::shared(Kind::Normal)?,
+            core: Mapping::new(Core::new(Kind::Normal))?,
         })
     }
 
@@ -322,7 +324,7 @@ impl RLock {
     /// ```
     pub fn new() -> Result<RLock> {
         Ok(RLock {
-            core: Core::shared(Kind::Recursive)?,
+            core: Mapping::new(Core::new(Kind::Recursive))?,
         })
     }
 
@@ -411,8 +413,7 @@ impl RLock {
     /// # Errors
     ///
     /// [`Error::NotOwner`] when the calling thread holds no level: another thread or process
-    /// owns the lock, or no one does. Python raises `AssertionError` for the first,
-    /// `RuntimeError` for the second.
+    /// owns the lock, or no one does. Python raises `AssertionError` for both.
     ///
     /// # Example
     ///
@@ -482,16 +483,7 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// A free lock of `kind`, in its own shared mapping.
-    fn shared(kind: Kind) -> Result<Arc<Shared<Core>>> {
-        let core = Shared::new(Core::new(kind))?;
-        // SAFETY: the core is at its final address, in shared memory, and no other thread or
-        // process has seen it yet.
-        unsafe { core.init()? };
-        Ok(Arc::new(core))
-    }
-
-    /// An uninitialised core, to be placed in shared memory and then [`init`](Core::init)ed.
+    /// A lock of `kind`, to be placed in shared memory by [`Mapping::new`].
     pub(crate) fn new(kind: Kind) -> Core {
         Core {
             mutex: RawMutex::new(),
@@ -507,7 +499,7 @@ impl Core {
     ///
     /// As [`RawMutex::init`]: once, at the final address in shared memory, before anyone
     /// else can see it.
-    pub(crate) unsafe fn init(&self) -> Result<()> {
+    unsafe fn init(&self) -> Result<()> {
         // SAFETY: this function's contract is the mutex's.
         unsafe { self.mutex.init(self.kind) }
     }
@@ -585,5 +577,55 @@ impl Core {
             }
             Err(error) => Err(error),
         }
+    }
+}
+
+impl AsRef<Core> for Core {
+    fn as_ref(&self) -> &Core {
+        self
+    }
+}
+
+/// The shared memory of a lock: unmapped with the last handle of this process, unless the lock
+/// is held.
+///
+/// A robust mutex is robust only while it is mapped. When a thread dies holding one, the kernel
+/// finds it through that thread's list of held mutexes, in the memory of the thread's process;
+/// a mutex that the process has unmapped is out of its reach, and stays locked forever. A thread
+/// can hold a lock without a handle, through a guard given up with `std::mem::forget`, so the
+/// last handle leaves a held lock mapped (by this process or another: nothing tells which),
+/// which costs a page until the process ends.
+pub(crate) struct Mapping<T: AsRef<Core>> {
+    shared: ManuallyDrop<Shared<T>>,
+}
+
+impl<T: AsRef<Core>> Mapping<T> {
+    /// Places `value` in shared memory and makes its lock there.
+    pub(crate) fn new(value: T) -> Result<Arc<Mapping<T>>> {
+        let shared = Shared::new(value)?;
+        // SAFETY: the core is at its final address, in shared memory, and no other thread or
+        // process has seen it yet.
+        unsafe { (*shared).as_ref().init()? };
+        Ok(Arc::new(Mapping {
+            shared: ManuallyDrop::new(shared),
+        }))
+    }
+}
+
+impl<T: AsRef<Core>> Deref for Mapping<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.shared
+    }
+}
+
+impl<T: AsRef<Core>> Drop for Mapping<T> {
+    fn drop(&mut self) {
+        if (**self.shared).as_ref().locked() {
+            return;
+        }
+        // SAFETY: dropped once, here, and never used again.
+        unsafe { ManuallyDrop::drop(&mut self.shared) }
     }
 }

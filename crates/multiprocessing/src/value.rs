@@ -15,8 +15,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::lock::{Core, LockGuard, Wait};
-use crate::shm::Shared;
+use crate::lock::{Core, LockGuard, Mapping, Wait};
 use crate::sync::Kind;
 
 /// Data that can live in memory shared between processes: numbers and arrays of numbers.
@@ -106,13 +105,19 @@ unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
 /// # }
 /// ```
 pub struct Value<T: Plain> {
-    slot: Arc<Shared<Slot<T>>>,
+    slot: Arc<Mapping<Slot<T>>>,
 }
 
 /// The lock and the value, side by side in one shared mapping.
 struct Slot<T> {
     core: Core,
     value: UnsafeCell<T>,
+}
+
+impl<T> AsRef<Core> for Slot<T> {
+    fn as_ref(&self) -> &Core {
+        &self.core
+    }
 }
 
 // SAFETY: the value is only reached through a `ValueGuard`, which holds the lock, so one
@@ -144,17 +149,12 @@ impl<T: Plain> Value<T> {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn new(value: T) -> Result<Value<T>> {
-        let slot = Shared::new(Slot {
+        // Not recursive: two guards in one thread would give two `&mut T` to one value.
+        let slot = Mapping::new(Slot {
             core: Core::new(Kind::Normal),
             value: UnsafeCell::new(value),
         })?;
-        // SAFETY: the slot is at its final address, in shared memory, and no other thread or
-        // process has seen it yet. Not recursive: two guards in one thread would give two
-        // `&mut T` to one value.
-        unsafe { slot.core.init()? };
-        Ok(Value {
-            slot: Arc::new(slot),
-        })
+        Ok(Value { slot })
     }
 
     /// Takes the value's lock, waiting while another thread or process holds it, and gives

@@ -86,7 +86,6 @@ fn count_in_children(increment: impl Fn() -> multiprocessing::Result<()> + Clone
 }
 
 #[test]
-// ANCHOR: counter
 fn no_update_is_lost_under_the_lock() {
     let counter = Value::new(0_u64).unwrap();
     count_in_children({
@@ -98,7 +97,6 @@ fn no_update_is_lost_under_the_lock() {
     });
     assert_eq!(counter.get().unwrap(), PROCESSES * INCREMENTS);
 }
-// ANCHOR_END: counter
 
 #[test]
 fn a_lock_makes_a_read_and_a_write_one_step() {
@@ -246,6 +244,31 @@ fn an_owner_that_exits_holding_the_lock_does_not_block_the_next_acquirer() {
     assert!(!lock.locked());
     let guard = lock.try_acquire().unwrap().expect("a free lock");
     assert!(guard.previous_owner_died());
+}
+
+#[test]
+fn an_owner_that_dropped_its_last_handle_while_holding_still_tells_the_next_acquirer() {
+    // The kernel finds a dead owner's mutex in the dead process's memory: a process that gives
+    // its guard up and drops its last handle must not unmap the lock it holds.
+    let lock = Lock::new().unwrap();
+    let held = Value::new(0_u8).unwrap();
+    let next = Started::new(Process::new({
+        let (lock, held) = (lock.clone(), held.clone());
+        move || {
+            eventually("the other child holds the lock", || {
+                held.get().unwrap() == 1
+            });
+            let guard = lock.acquire_timeout(PATIENCE).unwrap().expect("the lock");
+            assert!(guard.previous_owner_died());
+        }
+    }));
+    // This child gets the only handle left here, so its own drop is its last.
+    let owner = Started::new(Process::new(move || {
+        std::mem::forget(lock.acquire().unwrap());
+        held.set(1).unwrap();
+    }));
+    assert_eq!(owner.join(), ExitStatus::Exited(0));
+    assert_eq!(next.join(), ExitStatus::Exited(0));
 }
 
 #[test]
