@@ -67,6 +67,7 @@ fn holder(lock: &Lock, go: &Value<u8>) -> Process {
     })
 }
 
+// ANCHOR: count
 const PROCESSES: u64 = 4;
 const INCREMENTS: u64 = 10_000;
 
@@ -84,7 +85,9 @@ fn count_in_children(increment: impl Fn() -> multiprocessing::Result<()> + Clone
         assert_eq!(worker.join(), ExitStatus::Exited(0));
     }
 }
+// ANCHOR_END: count
 
+// ANCHOR: counter
 #[test]
 fn no_update_is_lost_under_the_lock() {
     let counter = Value::new(0_u64).unwrap();
@@ -97,6 +100,7 @@ fn no_update_is_lost_under_the_lock() {
     });
     assert_eq!(counter.get().unwrap(), PROCESSES * INCREMENTS);
 }
+// ANCHOR_END: counter
 
 #[test]
 fn a_lock_makes_a_read_and_a_write_one_step() {
@@ -207,6 +211,7 @@ fn release_without_a_guard_pairs_with_a_forgotten_guard() {
     assert!(matches!(lock.release(), Err(Error::NotOwner)));
 }
 
+// ANCHOR: dead_owner
 #[test]
 fn a_killed_owner_does_not_block_the_next_acquirer() {
     let lock = Lock::new().unwrap();
@@ -228,6 +233,7 @@ fn a_killed_owner_does_not_block_the_next_acquirer() {
     // Told once: the lock is a plain lock again.
     assert!(!lock.acquire().unwrap().previous_owner_died());
 }
+// ANCHOR_END: dead_owner
 
 #[test]
 fn an_owner_that_exits_holding_the_lock_does_not_block_the_next_acquirer() {
