@@ -166,19 +166,22 @@ fn a_process_waiting_with_a_timeout_gets_the_lock_when_it_is_released() {
 
 #[test]
 fn the_holding_thread_cannot_acquire_a_lock_again() {
-    let lock = Lock::new().unwrap();
-    let guard = lock.acquire().unwrap();
-    assert!(matches!(lock.acquire(), Err(Error::WouldDeadlock)));
-    assert!(matches!(lock.try_acquire(), Err(Error::WouldDeadlock)));
-    assert!(matches!(
-        lock.acquire_timeout(Duration::from_millis(10)),
-        Err(Error::WouldDeadlock)
-    ));
-    assert!(lock.locked());
-    drop(guard);
-    assert!(!lock.locked());
-    // An unbounded timeout is a plain wait, not an overflow.
-    assert!(lock.acquire_timeout(Duration::MAX).unwrap().is_some());
+    // In a child: if `acquire` waited instead of failing, the join's timeout ends the test.
+    in_child(|| {
+        let lock = Lock::new().unwrap();
+        let guard = lock.acquire().unwrap();
+        assert!(matches!(lock.acquire(), Err(Error::WouldDeadlock)));
+        assert!(matches!(lock.try_acquire(), Err(Error::WouldDeadlock)));
+        assert!(matches!(
+            lock.acquire_timeout(Duration::from_millis(10)),
+            Err(Error::WouldDeadlock)
+        ));
+        assert!(lock.locked());
+        drop(guard);
+        assert!(!lock.locked());
+        // An unbounded timeout is a plain wait, not an overflow.
+        assert!(lock.acquire_timeout(Duration::MAX).unwrap().is_some());
+    });
 }
 
 #[test]
@@ -231,7 +234,8 @@ fn a_killed_owner_does_not_block_the_next_acquirer() {
     assert!(guard.previous_owner_died());
     drop(guard);
     // Told once: the lock is a plain lock again.
-    assert!(!lock.acquire().unwrap().previous_owner_died());
+    let again = lock.try_acquire().unwrap().expect("a free lock");
+    assert!(!again.previous_owner_died());
 }
 // ANCHOR_END: dead_owner
 
@@ -304,7 +308,11 @@ fn a_dead_owner_is_logged_as_a_warning() {
 #[test]
 fn an_rlock_is_recursive_for_its_owner_only() {
     let rlock = RLock::new().unwrap();
-    let levels: Vec<_> = (0..3).map(|_| rlock.acquire().unwrap()).collect();
+    let mut levels = vec![rlock.acquire().unwrap()];
+    for _ in 0..2 {
+        let level = rlock.acquire_timeout(PATIENCE).unwrap();
+        levels.push(level.expect("the owner never waits"));
+    }
     assert!(
         rlock.try_acquire().unwrap().is_some(),
         "the owner never waits"
@@ -364,10 +372,13 @@ fn a_value_is_shared_with_the_children_started_after_it() {
         move || value.set([1, 2, 3])
     });
     assert_eq!(value.get().unwrap(), [1, 2, 3]);
-    // Its lock is not recursive: a second guard in one thread would alias the value.
-    let guard = value.lock().unwrap();
-    assert!(matches!(value.get(), Err(Error::WouldDeadlock)));
-    drop(guard);
+    // Its lock is not recursive: a second guard in one thread would alias the value. In a
+    // child, in case `get` waits instead of failing.
+    in_child(move || {
+        let guard = value.lock().unwrap();
+        assert!(matches!(value.get(), Err(Error::WouldDeadlock)));
+        drop(guard);
+    });
 }
 
 #[test]
