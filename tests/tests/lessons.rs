@@ -38,9 +38,9 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 /// One `#[test]` per row: `test_name: package, binary, output file, Exact | AnyOrder | Words`,
-/// optionally
-/// followed by `, exit <code>` when the lesson is meant to fail, and by `, may print "<line>"`
-/// for a stdout line that a race decides whether it appears (at most once, anywhere).
+/// optionally followed by `, exit <code>` when the lesson is meant to fail, and by
+/// `, may print "<line>"` for a stdout line that a race decides whether it appears (at most
+/// once, anywhere).
 macro_rules! lessons {
     ($($test:ident: $package:literal, $bin:literal, $output:literal, $order:ident
         $(, exit $code:literal)? $(, may print $racy:literal)*;)*) => {
