@@ -201,8 +201,7 @@ impl Lock {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn acquire(&self) -> Result<LockGuard<'_>> {
-        let guard = self.core.acquire(Wait::Forever)?;
-        Ok(guard.expect("a wait without deadline returns with the lock"))
+        self.core.acquire()
     }
 
     /// Waits at most `timeout` for the lock: `lock.acquire(timeout=t)`.
@@ -225,7 +224,7 @@ impl Lock {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<LockGuard<'_>>> {
-        self.core.acquire(Wait::until(timeout))
+        self.core.acquire_within(Wait::until(timeout))
     }
 
     /// Takes the lock if that needs no waiting: `lock.acquire(block=False)`.
@@ -248,7 +247,7 @@ impl Lock {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn try_acquire(&self) -> Result<Option<LockGuard<'_>>> {
-        self.core.acquire(Wait::No)
+        self.core.acquire_within(Wait::No)
     }
 
     /// Whether a thread or process holds the lock, the calling thread included.
@@ -350,8 +349,7 @@ impl RLock {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn acquire(&self) -> Result<LockGuard<'_>> {
-        let guard = self.core.acquire(Wait::Forever)?;
-        Ok(guard.expect("a wait without deadline returns with the lock"))
+        self.core.acquire()
     }
 
     /// Takes one level, waiting at most `timeout` while someone else holds the lock; `None`
@@ -372,7 +370,7 @@ impl RLock {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<LockGuard<'_>>> {
-        self.core.acquire(Wait::until(timeout))
+        self.core.acquire_within(Wait::until(timeout))
     }
 
     /// Takes one level if that needs no waiting; `None` when someone else holds the lock.
@@ -389,7 +387,7 @@ impl RLock {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn try_acquire(&self) -> Result<Option<LockGuard<'_>>> {
-        self.core.acquire(Wait::No)
+        self.core.acquire_within(Wait::No)
     }
 
     /// Whether a thread or process holds at least one level, the calling thread included. A
@@ -441,7 +439,7 @@ impl fmt::Debug for RLock {
 
 /// How long an acquire may wait.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Wait {
+enum Wait {
     Forever,
     Until(Instant),
     No,
@@ -504,8 +502,14 @@ impl Core {
         unsafe { self.mutex.init(self.kind) }
     }
 
+    /// Takes one level, waiting as long as it takes.
+    pub(crate) fn acquire(&self) -> Result<LockGuard<'_>> {
+        let guard = self.acquire_within(Wait::Forever)?;
+        Ok(guard.expect("a wait without deadline returns with the lock"))
+    }
+
     /// Takes one level, waiting as `wait` says; `None` when it would have to wait longer.
-    pub(crate) fn acquire(&self, wait: Wait) -> Result<Option<LockGuard<'_>>> {
+    fn acquire_within(&self, wait: Wait) -> Result<Option<LockGuard<'_>>> {
         let acquired = match wait {
             Wait::Forever => self.mutex.lock(None)?,
             Wait::Until(deadline) => self.mutex.lock(Some(deadline))?,

@@ -15,7 +15,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::lock::{Core, LockGuard, Mapping, Wait};
+use crate::lock::{Core, LockGuard, Mapping};
 use crate::sync::Kind;
 
 /// Data that can live in memory shared between processes: numbers and arrays of numbers.
@@ -177,9 +177,8 @@ impl<T: Plain> Value<T> {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn lock(&self) -> Result<ValueGuard<'_, T>> {
-        let guard = self.slot.core.acquire(Wait::Forever)?;
         Ok(ValueGuard {
-            guard: guard.expect("a wait without deadline returns with the lock"),
+            guard: self.slot.core.acquire()?,
             value: &self.slot.value,
         })
     }
