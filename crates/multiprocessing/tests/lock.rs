@@ -126,13 +126,11 @@ fn timeouts_and_tries_give_none_while_another_process_holds_the_lock() {
     eventually("the child holds the lock", || lock.locked());
 
     assert!(lock.try_acquire().unwrap().is_none());
-    let started = Instant::now();
     assert!(
         lock.acquire_timeout(Duration::from_millis(100))
             .unwrap()
             .is_none()
     );
-    assert!(started.elapsed() >= Duration::from_millis(100));
     assert!(lock.locked());
 
     // Once the child lets go, a waiting acquire gets the lock.
