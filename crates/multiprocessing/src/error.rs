@@ -132,6 +132,14 @@ pub enum Error {
         /// How long it waited.
         after: std::time::Duration,
     },
+    /// A thread tried to acquire a lock it already holds, which would wait forever: a
+    /// [`Lock`](crate::Lock), or the lock of a [`Value`](crate::Value). Python's `Lock` just
+    /// waits.
+    WouldDeadlock,
+    /// A thread released a lock it does not hold: one that another thread or process holds, or
+    /// that no one holds. Python's `RLock` raises `AssertionError`; its `Lock` raises
+    /// `ValueError` when no one holds it, and lets anyone release it otherwise.
+    NotOwner,
     /// A system call failed.
     Os {
         /// What the runtime was doing.
@@ -232,6 +240,16 @@ impl fmt::Display for Error {
             Error::NoWorkers => write!(f, "a pool needs at least 1 process and 1 task per child"),
             Error::NotReady => write!(f, "the result is not ready yet: wait() for it first"),
             Error::Timeout { after } => write!(f, "timed out after {after:?}"),
+            Error::WouldDeadlock => write!(
+                f,
+                "this thread already holds the lock, so acquiring it again would wait forever: \
+                 drop the guard first, or use an RLock"
+            ),
+            Error::NotOwner => write!(
+                f,
+                "cannot release a lock that this thread does not hold: release it once per \
+                 acquire, in the thread that acquired it"
+            ),
             Error::Os { context, errno } => write!(f, "{context}: {}", errno.desc()),
         }
     }

@@ -17,6 +17,11 @@
 //! | `log_to_stderr(level)`, `get_logger()` | [`logging::log_to_stderr`], [`logging::get_logger`] |
 //! | `Queue(maxsize)`, `JoinableQueue()` | [`Queue`], [`JoinableQueue`] |
 //! | `Pipe(duplex)` | [`pipe()`], [`Connection`] |
+//! | `Lock()`, `RLock()` | [`Lock::new`], [`RLock::new`] |
+//! | `with lock:` | `let _guard = lock.acquire()?;` (a [`LockGuard`]) |
+//! | `lock.acquire(timeout=t)`, `lock.acquire(False)`, `lock.release()` | [`Lock::acquire_timeout`], [`Lock::try_acquire`], [`Lock::release`] |
+//! | `Value('i', 0)` | [`Value::new`]`(0_i32)` |
+//! | `with v.get_lock(): v.value += 1` | `*v.lock()? += 1` (a [`ValueGuard`]) |
 //! | `Pool(processes, initializer)`, `map`, `apply_async` | [`Pool`], [`AsyncResult`] |
 //! | `concurrent.futures.ProcessPoolExecutor`, `ThreadPoolExecutor` | [`futures`] |
 //!
@@ -44,6 +49,7 @@
 pub mod codec;
 pub mod error;
 pub mod futures;
+pub mod lock;
 pub mod logging;
 pub mod pipe;
 pub mod pool;
@@ -52,8 +58,10 @@ pub mod queue;
 mod shm;
 mod sync;
 pub mod task;
+pub mod value;
 
 pub use error::{Error, Result};
+pub use lock::{Lock, LockGuard, RLock};
 /// Signals, for [`Process::signal`] and [`ExitStatus::signal`].
 pub use nix::sys::signal::Signal;
 pub use pipe::{Connection, pipe};
@@ -63,3 +71,4 @@ pub use process::{
     cpu_count, current_process, exit, parent_process,
 };
 pub use queue::{JoinableQueue, Queue};
+pub use value::{Plain, Value, ValueGuard};

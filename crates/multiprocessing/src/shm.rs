@@ -30,6 +30,12 @@ unsafe impl<T: Sync> Send for Shared<T> {}
 impl<T> Shared<T> {
     /// Maps a page-rounded region and moves `value` into it.
     pub(crate) fn new(value: T) -> Result<Shared<T>> {
+        const {
+            assert!(
+                align_of::<T>() <= 4096,
+                "a mapping is only page-aligned: 4096 bytes on the smallest pages"
+            )
+        };
         let length = NonZeroUsize::new(size_of::<T>().max(1)).expect("at least one byte");
         // SAFETY: a fresh anonymous mapping aliases no existing memory.
         let memory = unsafe {
@@ -42,8 +48,8 @@ impl<T> Shared<T> {
         }
         .map_err(Error::os("cannot map shared memory"))?;
         let ptr = memory.cast::<T>();
-        // SAFETY: the mapping is page-aligned (enough for any T) and at least size_of::<T>()
-        // bytes long; nothing has read it yet.
+        // SAFETY: the mapping is page-aligned (enough for T, as checked above) and at least
+        // size_of::<T>() bytes long; nothing has read it yet.
         unsafe { ptr.as_ptr().write(value) };
         Ok(Shared { ptr })
     }

@@ -56,11 +56,39 @@ fn check(code: libc::c_int, context: &'static str) -> Result<()> {
     }
 }
 
-/// The `CLOCK_REALTIME` time at which `deadline` (a monotonic `Instant`) falls, as
-/// `pthread_mutex_timedlock` wants it.
-fn realtime_at(deadline: Instant) -> libc::timespec {
-    let left = deadline.saturating_duration_since(Instant::now());
-    clock_after(libc::CLOCK_REALTIME, left)
+/// Locks `mutex`, waiting until `deadline` on the monotonic clock, the clock of `Instant`;
+/// returns the pthread code.
+///
+/// `pthread_mutex_timedlock` measures its deadline on `CLOCK_REALTIME`, which jumps when the
+/// system time is set: a wait of a second could last an hour, or end at once. glibc 2.30 and
+/// later take the clock as an argument.
+#[cfg(target_env = "gnu")]
+fn lock_until(mutex: *mut libc::pthread_mutex_t, deadline: Instant) -> libc::c_int {
+    unsafe extern "C" {
+        fn pthread_mutex_clocklock(
+            mutex: *mut libc::pthread_mutex_t,
+            clock: libc::clockid_t,
+            abstime: *const libc::timespec,
+        ) -> libc::c_int;
+    }
+    let at = clock_after(
+        libc::CLOCK_MONOTONIC,
+        deadline.saturating_duration_since(Instant::now()),
+    );
+    // SAFETY: the caller passes an initialised mutex that stays mapped; `at` is a valid
+    // timespec on the clock named with it.
+    unsafe { pthread_mutex_clocklock(mutex, libc::CLOCK_MONOTONIC, &at) }
+}
+
+/// Without glibc: `pthread_mutex_timedlock`, on the real-time clock.
+#[cfg(not(target_env = "gnu"))]
+fn lock_until(mutex: *mut libc::pthread_mutex_t, deadline: Instant) -> libc::c_int {
+    let at = clock_after(
+        libc::CLOCK_REALTIME,
+        deadline.saturating_duration_since(Instant::now()),
+    );
+    // SAFETY: as above, on the clock `pthread_mutex_timedlock` uses.
+    unsafe { libc::pthread_mutex_timedlock(mutex, &at) }
 }
 
 /// The time on `clock` that is `left` from now.
@@ -142,11 +170,7 @@ impl RawMutex {
         let code = match deadline {
             // SAFETY: the mutex was initialised (the contract of `init`) and stays mapped.
             None => unsafe { libc::pthread_mutex_lock(self.mutex.get()) },
-            Some(deadline) => {
-                let at = realtime_at(deadline);
-                // SAFETY: as above; `at` is a valid timespec.
-                unsafe { libc::pthread_mutex_timedlock(self.mutex.get(), &at) }
-            }
+            Some(deadline) => lock_until(self.mutex.get(), deadline),
         };
         self.acquired(code)
     }
@@ -159,15 +183,24 @@ impl RawMutex {
     }
 
     /// Interprets the return code of a lock call.
+    ///
+    /// A [`Kind::Normal`] mutex that the calling thread already holds gives
+    /// [`Error::WouldDeadlock`] from `lock`, timed or not, and on glibc from `try_lock` too.
     fn acquired(&self, code: libc::c_int) -> Result<Option<Acquired>> {
         match code {
             0 => Ok(Some(Acquired::Clean)),
             libc::ETIMEDOUT | libc::EBUSY => Ok(None),
+            libc::EDEADLK => Err(Error::WouldDeadlock),
             libc::EOWNERDEAD => {
                 // SAFETY: we hold the mutex (EOWNERDEAD means it is ours now); marking it
                 // consistent lets it be used again after we unlock it.
                 let code = unsafe { libc::pthread_mutex_consistent(self.mutex.get()) };
-                check(code, "cannot recover a mutex whose owner died")?;
+                if let Err(error) = check(code, "cannot recover a mutex whose owner died") {
+                    // Do not keep a mutex we cannot use: unlocked while inconsistent, it
+                    // makes every later lock fail (ENOTRECOVERABLE) instead of wait forever.
+                    let _ = self.unlock();
+                    return Err(error);
+                }
                 Ok(Some(Acquired::OwnerDied))
             }
             errno => Err(Error::Os {
@@ -177,12 +210,15 @@ impl RawMutex {
         }
     }
 
-    /// Unlocks; `Err` with `EPERM` when the calling thread does not hold it.
+    /// Unlocks; [`Error::NotOwner`] when the calling thread does not hold it.
     pub(crate) fn unlock(&self) -> Result<()> {
         // SAFETY: the mutex was initialised and stays mapped; an error-checking or recursive
         // mutex refuses an unlock by a thread that does not own it.
         let code = unsafe { libc::pthread_mutex_unlock(self.mutex.get()) };
-        check(code, "cannot unlock a mutex")
+        match code {
+            libc::EPERM => Err(Error::NotOwner),
+            code => check(code, "cannot unlock a mutex"),
+        }
     }
 
     fn as_ptr(&self) -> *mut libc::pthread_mutex_t {
