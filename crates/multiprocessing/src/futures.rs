@@ -160,7 +160,7 @@ impl<R> Future<R> {
     ///
     /// [`Error::Timeout`] when it is not done in time, and as [`result`](Future::result).
     pub fn result_timeout(&self, timeout: Duration) -> Result<&R> {
-        if !self.wait_until(Some(Instant::now() + timeout)) {
+        if !self.wait_until(crate::deadline_after(timeout)) {
             return Err(Error::Timeout { after: timeout });
         }
         self.outcome()
@@ -175,7 +175,7 @@ impl<R> Future<R> {
 
     /// Waits at most `timeout` (`None`: as long as it takes); returns whether it is done.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
-        self.wait_until(timeout.map(|timeout| Instant::now() + timeout))
+        self.wait_until(timeout.and_then(crate::deadline_after))
     }
 
     /// Calls `callback` with this future once it is done (at once, if it is): Python's
@@ -872,7 +872,7 @@ where
             return Some(result);
         }
         if self.deadline.is_none() {
-            self.deadline = self.timeout.map(|timeout| Instant::now() + timeout);
+            self.deadline = self.timeout.and_then(crate::deadline_after);
         }
         while !self.exhausted && self.pending.len() < self.ahead {
             let chunk: Vec<A> = self.inputs.by_ref().take(self.chunksize).collect();
@@ -953,7 +953,7 @@ pub fn wait<R: Send + Sync + 'static>(
     return_when: ReturnWhen,
     timeout: Option<Duration>,
 ) -> Waited<'_, R> {
-    let deadline = timeout.map(|timeout| Instant::now() + timeout);
+    let deadline = timeout.and_then(crate::deadline_after);
     let completions = notify_on_completion(futures);
     loop {
         let done = futures.iter().filter(|future| future.done()).count();
@@ -982,7 +982,7 @@ pub fn as_completed<R: Send + Sync + 'static>(
     AsCompleted {
         futures,
         completions: notify_on_completion(futures),
-        deadline: timeout.map(|timeout| Instant::now() + timeout),
+        deadline: timeout.and_then(crate::deadline_after),
         timeout,
         left: futures.len(),
     }

@@ -695,7 +695,7 @@ impl<R> AsyncResult<R> {
     /// [`Error::Timeout`] when it is not ready in time (it may still come; ask again), and
     /// as [`get`](AsyncResult::get).
     pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
-        match self.slot.wait(Some(Instant::now() + timeout)) {
+        match self.slot.wait(crate::deadline_after(timeout)) {
             Some(state) => (self.finish)(&state.items),
             None => Err(Error::Timeout { after: timeout }),
         }
@@ -704,7 +704,7 @@ impl<R> AsyncResult<R> {
     /// Waits at most `timeout` (`None`: as long as it takes); returns whether it is ready.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
         self.slot
-            .wait(timeout.map(|timeout| Instant::now() + timeout))
+            .wait(timeout.and_then(crate::deadline_after))
             .is_some()
     }
 

@@ -310,7 +310,7 @@ impl Process {
     ///
     /// As [`join`](Process::join).
     pub fn join_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>> {
-        self.wait_until(Some(Instant::now() + timeout))
+        self.wait_until(crate::deadline_after(timeout))
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {

@@ -511,3 +511,13 @@ fn a_run_type_is_named_after_itself_and_counted_with_the_others() {
         assert_eq!(text, format!("Consumer{suffix}:2 ran"));
     });
 }
+
+#[test]
+fn a_timeout_too_long_to_count_means_no_timeout() {
+    let p = Process::new(|| ());
+    p.start().unwrap();
+    assert_eq!(
+        p.join_timeout(Duration::MAX).unwrap(),
+        Some(ExitStatus::Exited(0))
+    );
+}
