@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::pool::{self, ItemResult, Job, Pool, decode};
+use crate::pool::{self, ChunkResult, Job, Pool, decode_chunk};
 use crate::process::catch_task;
 use crate::task::Task;
 
@@ -436,7 +436,7 @@ impl ProcessPoolExecutor {
         self.outstanding.track(&future)?;
         self.send(
             Task::new(f),
-            vec![codec::encode(&arg)?],
+            std::slice::from_ref(&arg),
             {
                 let future = future.clone();
                 move |mut results: Vec<Result<R>>| future.finish(results.remove(0))
@@ -446,11 +446,11 @@ impl ProcessPoolExecutor {
         Ok(future)
     }
 
-    /// Sends a chunk of encoded arguments; `done` gets one decoded result per argument.
+    /// Sends a chunk of arguments; `done` gets one decoded result per argument.
     fn send<A, R, F, T>(
         &self,
         task: Task<A, R>,
-        args: Vec<Vec<u8>>,
+        args: &[A],
         done: F,
         future: Option<Future<T>>,
     ) -> Result<()>
@@ -464,13 +464,13 @@ impl ProcessPoolExecutor {
         let start = future.map(|future| {
             Box::new(move || future.set_running()) as Box<dyn FnOnce() -> bool + Send>
         });
+        let count = args.len();
         pool.submit(Job {
             task: task.to_ref(),
-            args,
+            args: codec::encode(args)?,
+            count,
             start,
-            done: Box::new(move |results: Vec<ItemResult>| {
-                done(results.into_iter().map(decode).collect());
-            }),
+            done: Box::new(move |chunk: ChunkResult| done(decode_chunk(&chunk, count))),
         })
     }
 
@@ -745,8 +745,7 @@ where
         if self.outstanding.shut_down.load(Ordering::SeqCst) {
             return Err(Error::Shutdown);
         }
-        let args = args.iter().map(codec::encode).collect::<Result<Vec<_>>>()?;
-        self.send(Task::new(f), args, done, None::<Future<()>>)
+        self.send(Task::new(f), &args, done, None::<Future<()>>)
     }
 }
 

@@ -122,18 +122,20 @@ impl Connection {
     ///
     /// As [`send`](Connection::send), but for encoding.
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.send_parts(&[bytes])
+    }
+
+    /// Sends `parts`, one after the other, as one message, without joining them first.
+    pub(crate) fn send_parts(&mut self, parts: &[&[u8]]) -> Result<()> {
         if !self.writable {
             return Err(Error::OneWay { receives: true });
         }
-        if bytes.len() > self.max_message {
-            return Err(Error::MessageTooLarge {
-                size: bytes.len(),
-                limit: self.max_message,
-            });
-        }
-        let length = (bytes.len() as u64).to_le_bytes();
-        let mut parts = [IoSlice::new(&length), IoSlice::new(bytes)];
-        let mut parts = &mut parts[..];
+        let size = self.check_size(parts)?;
+        let length = (size as u64).to_le_bytes();
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len() + 1);
+        slices.push(IoSlice::new(&length));
+        slices.extend(parts.iter().map(|part| IoSlice::new(part)));
+        let mut parts = &mut slices[..];
         while !parts.is_empty() {
             match self.send_vectored(parts, 0) {
                 Ok(0) => return Err(Error::Disconnected),
@@ -183,21 +185,28 @@ impl Connection {
         Ok(bytes)
     }
 
-    /// `value` as one frame (length, then bytes), to be written with
+    /// `parts` as one frame (length, then the parts' bytes), to be written with
     /// [`send_some`](Connection::send_some).
-    pub(crate) fn frame<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>> {
-        let mut frame = vec![0; 8];
-        let mut payload = Vec::new();
-        codec::encode_into(&mut payload, value)?;
-        if payload.len() > self.max_message {
+    pub(crate) fn frame(&self, parts: &[&[u8]]) -> Result<Vec<u8>> {
+        let size = self.check_size(parts)?;
+        let mut frame = Vec::with_capacity(8 + size);
+        frame.extend_from_slice(&(size as u64).to_le_bytes());
+        for part in parts {
+            frame.extend_from_slice(part);
+        }
+        Ok(frame)
+    }
+
+    /// The size of a message made of `parts`, if it is within this end's limit.
+    fn check_size(&self, parts: &[&[u8]]) -> Result<usize> {
+        let size = parts.iter().map(|part| part.len()).sum();
+        if size > self.max_message {
             return Err(Error::MessageTooLarge {
-                size: payload.len(),
+                size,
                 limit: self.max_message,
             });
         }
-        frame[..8].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-        frame.extend_from_slice(&payload);
-        Ok(frame)
+        Ok(size)
     }
 
     /// Writes as much of `bytes` as the socket takes without waiting; returns how much (0

@@ -23,14 +23,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::pipe::{Connection, pipe};
 use crate::process::{Builder as ProcessBuilder, ExitStatus, Process, catch_task};
-use crate::task::{Task, TaskRef};
+use crate::task::{ChunkResults, Task, TaskRef};
 
 /// How long terminated workers get to end before they are killed.
 const TERMINATE_GRACE: Duration = Duration::from_secs(1);
@@ -40,70 +40,74 @@ const TERMINATE_GRACE: Duration = Duration::from_secs(1);
 /// next task travels out. Large chunks go one at a time, which keeps the load balanced.
 const ITEMS_AHEAD: usize = 4;
 
-/// What a worker sends back for one item: the encoded result, or why there is none.
-pub(crate) type ItemResult = std::result::Result<Vec<u8>, Error>;
+/// What came back for a chunk: its results as the worker encoded them (a
+/// [`ChunkResults`](crate::task::ChunkResults)), or why the whole chunk has none (its worker
+/// died, the pool was terminated, its arguments could not be decoded).
+pub(crate) type ChunkResult = std::result::Result<Vec<u8>, Error>;
 
-/// A worker's report on one item, as it crosses the socket.
-#[derive(Serialize, Deserialize)]
-enum WorkerFailure {
-    Panicked(String),
-    Decode(String),
-    Encode(String),
-}
+/// The first byte of a frame to a worker: run a chunk (then the task's 16 bytes and the
+/// encoded arguments follow), or end.
+const RUN: u8 = 0;
+const EXIT: u8 = 1;
 
-impl From<WorkerFailure> for Error {
-    fn from(failure: WorkerFailure) -> Error {
-        match failure {
-            WorkerFailure::Panicked(message) => Error::TaskPanicked { message },
-            WorkerFailure::Decode(message) => Error::Decode { message },
-            WorkerFailure::Encode(message) => Error::Encode { message },
-        }
-    }
-}
-
-/// What the pool asks of a worker. The pool sends the arguments borrowed
-/// (`Request<&[Vec<u8>]>`), the worker receives them owned (`Request<Vec<Vec<u8>>>`): both
-/// encode the same way.
-#[derive(Serialize, Deserialize)]
-enum Request<Args> {
-    /// Run `task` on each encoded argument, in order.
-    Run { task: TaskRef, args: Args },
-    /// End, after finishing nothing more.
-    Exit,
-}
-
-/// The request that ends a worker.
-const EXIT: Request<&[Vec<u8>]> = Request::Exit;
+/// The first byte of a worker's reply: the chunk's encoded results follow, or why it has
+/// none. A lone `DONE` also says that a new worker is ready.
+const DONE: u8 = 0;
+const DECODE_FAILED: u8 = 1;
+const ENCODE_FAILED: u8 = 2;
+const PANICKED: u8 = 3;
 
 /// A chunk of work and what to do with its results.
 pub(crate) struct Job {
     pub(crate) task: TaskRef,
-    pub(crate) args: Vec<Vec<u8>>,
+    /// The chunk's arguments, encoded together as one `Vec<A>`.
+    pub(crate) args: Vec<u8>,
+    /// How many arguments that is.
+    pub(crate) count: usize,
     /// Called just before the job goes to a worker; `false` withdraws it (a cancelled
     /// future), and then neither it nor `done` is called again.
     pub(crate) start: Option<Box<dyn FnOnce() -> bool + Send>>,
-    pub(crate) done: Box<dyn FnOnce(Vec<ItemResult>) + Send>,
+    pub(crate) done: Box<dyn FnOnce(ChunkResult) + Send>,
 }
 
 impl Job {
     /// A job with nothing to do before it starts.
-    fn new(
+    pub(crate) fn new(
         task: TaskRef,
-        args: Vec<Vec<u8>>,
-        done: Box<dyn FnOnce(Vec<ItemResult>) + Send>,
+        args: Vec<u8>,
+        count: usize,
+        done: Box<dyn FnOnce(ChunkResult) + Send>,
     ) -> Job {
         Job {
             task,
             args,
+            count,
             start: None,
             done,
         }
     }
 
-    /// Finishes every item of the job with `error`.
+    /// Finishes the job with `error` for each of its items.
     fn fail(self, error: &Error) {
-        let results = self.args.iter().map(|_| Err(error.clone())).collect();
-        (self.done)(results);
+        (self.done)(Err(error.clone()));
+    }
+}
+
+/// A chunk's results, decoded: each item's value, or why it has none.
+pub(crate) fn decode_chunk<R: DeserializeOwned>(
+    chunk: &ChunkResult,
+    count: usize,
+) -> Vec<Result<R>> {
+    let decoded = chunk
+        .as_ref()
+        .map_err(Error::clone)
+        .and_then(|bytes| codec::decode::<ChunkResults<R>>(bytes));
+    match decoded {
+        Ok(items) => items
+            .into_iter()
+            .map(|item| item.map_err(|message| Error::TaskPanicked { message }))
+            .collect(),
+        Err(error) => (0..count).map(|_| Err(error.clone())).collect(),
     }
 }
 
@@ -305,8 +309,8 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        let args = encode_all(inputs)?;
-        self.submit_all(Task::new(f).to_ref(), args, chunksize)?
+        let args: Vec<A> = inputs.into_iter().collect();
+        self.submit_all(Task::new(f).to_ref(), &args, chunksize)?
             .get()
     }
 
@@ -324,9 +328,9 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        let args = encode_all(inputs)?;
+        let args: Vec<A> = inputs.into_iter().collect();
         let chunksize = default_chunksize(args.len(), self.processes);
-        self.submit_all(Task::new(f).to_ref(), args, chunksize)
+        self.submit_all(Task::new(f).to_ref(), &args, chunksize)
     }
 
     /// Calls `f` with each pair of arguments unpacked: Python's `starmap`.
@@ -344,9 +348,9 @@ impl Pool {
         B: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        let args = encode_all(inputs)?;
+        let args: Vec<(A, B)> = inputs.into_iter().collect();
         let chunksize = default_chunksize(args.len(), self.processes);
-        self.submit_all(Task::pair(f).to_ref(), args, chunksize)?
+        self.submit_all(Task::pair(f).to_ref(), &args, chunksize)?
             .get()
     }
 
@@ -434,12 +438,9 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        let slot = Slot::new(1, 1);
-        self.submit(Job::new(
-            Task::new(f).to_ref(),
-            vec![codec::encode(&arg)?],
-            slot.filler(0),
-        ))?;
+        let slot = Slot::new(vec![1]);
+        let args = codec::encode(std::slice::from_ref(&arg))?;
+        self.submit(Job::new(Task::new(f).to_ref(), args, 1, slot.filler(0)))?;
         Ok(AsyncResult {
             slot,
             finish: finish_one::<R>,
@@ -508,27 +509,21 @@ impl Pool {
     }
 
     /// Sends `args` in chunks of `chunksize`; the result gathers them in order.
-    fn submit_all<R>(
+    fn submit_all<A, R>(
         &self,
         task: TaskRef,
-        args: Vec<Vec<u8>>,
+        args: &[A],
         chunksize: usize,
     ) -> Result<AsyncResult<Vec<R>>>
     where
+        A: Serialize,
         R: DeserializeOwned,
     {
-        let chunksize = chunksize.max(1);
-        let slot = Slot::new(args.len(), args.len().div_ceil(chunksize));
-        let mut args = args.into_iter();
-        let mut offset = 0;
-        loop {
-            let chunk: Vec<Vec<u8>> = args.by_ref().take(chunksize).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            let len = chunk.len();
-            self.submit(Job::new(task, chunk, slot.filler(offset)))?;
-            offset += len;
+        let chunks: Vec<&[A]> = args.chunks(chunksize.max(1)).collect();
+        let slot = Slot::new(chunks.iter().map(|chunk| chunk.len()).collect());
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            let encoded = codec::encode(chunk)?;
+            self.submit(Job::new(task, encoded, chunk.len(), slot.filler(index)))?;
         }
         Ok(AsyncResult {
             slot,
@@ -571,10 +566,6 @@ fn default_chunksize(inputs: usize, processes: usize) -> usize {
     (inputs / chunks + usize::from(!inputs.is_multiple_of(chunks))).max(1)
 }
 
-fn encode_all<A: Serialize>(inputs: impl IntoIterator<Item = A>) -> Result<Vec<Vec<u8>>> {
-    inputs.into_iter().map(|arg| codec::encode(&arg)).collect()
-}
-
 /// Where the results of one submission gather, chunk by chunk.
 struct Slot {
     state: Mutex<SlotState>,
@@ -582,31 +573,51 @@ struct Slot {
 }
 
 struct SlotState {
-    items: Vec<Option<ItemResult>>,
-    chunks_left: usize,
+    /// Each chunk's result, once in.
+    chunks: Vec<Option<ChunkResult>>,
+    /// How many items each chunk holds.
+    counts: Vec<usize>,
+    /// Chunks not yet in.
+    left: usize,
+}
+
+impl SlotState {
+    /// Every item's result, decoded, in order.
+    fn decode_all<R: DeserializeOwned>(&self) -> Vec<Result<R>> {
+        self.chunks
+            .iter()
+            .zip(&self.counts)
+            .flat_map(|(chunk, &count)| {
+                let chunk = chunk
+                    .as_ref()
+                    .expect("every chunk is in when the slot is ready");
+                decode_chunk(chunk, count)
+            })
+            .collect()
+    }
 }
 
 impl Slot {
-    fn new(items: usize, chunks: usize) -> Arc<Slot> {
+    /// A slot for chunks of these sizes.
+    fn new(counts: Vec<usize>) -> Arc<Slot> {
         Arc::new(Slot {
             state: Mutex::new(SlotState {
-                items: (0..items).map(|_| None).collect(),
-                chunks_left: chunks,
+                chunks: counts.iter().map(|_| None).collect(),
+                left: counts.len(),
+                counts,
             }),
             ready: Condvar::new(),
         })
     }
 
-    /// The callback that stores a chunk's results from position `offset` on.
-    fn filler(self: &Arc<Slot>, offset: usize) -> Box<dyn FnOnce(Vec<ItemResult>) + Send> {
+    /// The callback that stores chunk `index`'s result.
+    fn filler(self: &Arc<Slot>, index: usize) -> Box<dyn FnOnce(ChunkResult) + Send> {
         let slot = self.clone();
-        Box::new(move |results| {
+        Box::new(move |result| {
             let mut state = lock(&slot.state);
-            for (i, result) in results.into_iter().enumerate() {
-                state.items[offset + i] = Some(result);
-            }
-            state.chunks_left -= 1;
-            if state.chunks_left == 0 {
+            state.chunks[index] = Some(result);
+            state.left -= 1;
+            if state.left == 0 {
                 slot.ready.notify_all();
             }
         })
@@ -615,7 +626,7 @@ impl Slot {
     /// Waits until every chunk is in, or `deadline`; the results if they all are.
     fn wait(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, SlotState>> {
         let mut state = lock(&self.state);
-        while state.chunks_left > 0 {
+        while state.left > 0 {
             match deadline {
                 None => {
                     state = self
@@ -637,35 +648,23 @@ impl Slot {
     }
 }
 
-/// Decodes one item's result.
-pub(crate) fn decode<R: DeserializeOwned>(item: ItemResult) -> Result<R> {
-    item.and_then(|bytes| codec::decode(&bytes))
+fn finish_one<R: DeserializeOwned>(state: &SlotState) -> Result<R> {
+    state
+        .decode_all()
+        .into_iter()
+        .next()
+        .expect("a single call has one result")
 }
 
-/// Decodes one item's result, left in place.
-fn decode_item<R: DeserializeOwned>(item: &Option<ItemResult>) -> Result<R> {
-    match item
-        .as_ref()
-        .expect("every item is filled before the slot is ready")
-    {
-        Ok(bytes) => codec::decode(bytes),
-        Err(error) => Err(error.clone()),
-    }
-}
-
-fn finish_one<R: DeserializeOwned>(items: &[Option<ItemResult>]) -> Result<R> {
-    decode_item(&items[0])
-}
-
-fn finish_all<R: DeserializeOwned>(items: &[Option<ItemResult>]) -> Result<Vec<R>> {
-    items.iter().map(decode_item).collect()
+fn finish_all<R: DeserializeOwned>(state: &SlotState) -> Result<Vec<R>> {
+    state.decode_all().into_iter().collect()
 }
 
 /// The result of [`Pool::apply_async`] or [`Pool::map_async`], once it is ready: Python's
 /// `AsyncResult`.
 pub struct AsyncResult<R> {
     slot: Arc<Slot>,
-    finish: fn(&[Option<ItemResult>]) -> Result<R>,
+    finish: fn(&SlotState) -> Result<R>,
 }
 
 impl<R> std::fmt::Debug for AsyncResult<R> {
@@ -677,15 +676,15 @@ impl<R> std::fmt::Debug for AsyncResult<R> {
 }
 
 impl<R> AsyncResult<R> {
-    /// Waits for the result: Python's `get()`.
+    /// Waits for the result: Python's `get()`. It can be asked for again.
     ///
     /// # Errors
     ///
-    /// The task's error: [`Error::TaskPanicked`], [`Error::WorkerDied`],
+    /// The first failed task's error: [`Error::TaskPanicked`], [`Error::WorkerDied`],
     /// [`Error::PoolTerminated`], [`Error::Decode`].
     pub fn get(&self) -> Result<R> {
         let state = self.slot.wait(None).expect("no deadline");
-        (self.finish)(&state.items)
+        (self.finish)(&state)
     }
 
     /// Waits at most `timeout` for the result: Python's `get(timeout)`.
@@ -696,7 +695,7 @@ impl<R> AsyncResult<R> {
     /// as [`get`](AsyncResult::get).
     pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
         match self.slot.wait(crate::deadline_after(timeout)) {
-            Some(state) => (self.finish)(&state.items),
+            Some(state) => (self.finish)(&state),
             None => Err(Error::Timeout { after: timeout }),
         }
     }
@@ -710,7 +709,7 @@ impl<R> AsyncResult<R> {
 
     /// Whether the result is in: Python's `ready()`.
     pub fn ready(&self) -> bool {
-        lock(&self.slot.state).chunks_left == 0
+        lock(&self.slot.state).left == 0
     }
 
     /// Whether it is in and no task failed: Python's `successful()`.
@@ -720,10 +719,10 @@ impl<R> AsyncResult<R> {
     /// [`Error::NotReady`] before it is in, as Python raises `ValueError`.
     pub fn successful(&self) -> Result<bool> {
         let state = lock(&self.slot.state);
-        if state.chunks_left > 0 {
+        if state.left > 0 {
             return Err(Error::NotReady);
         }
-        Ok(state.items.iter().all(|item| matches!(item, Some(Ok(_)))))
+        Ok((self.finish)(&state).is_ok())
     }
 }
 
@@ -734,23 +733,12 @@ pub struct Imap<'a, A, R, I> {
     inputs: I,
     chunksize: usize,
     /// Chunks sent, oldest first.
-    pending: VecDeque<AsyncResult<Vec<ItemResult>>>,
+    pending: VecDeque<Arc<Slot>>,
     /// Results of the oldest chunk not yet yielded.
     ready: VecDeque<Result<R>>,
     /// No more inputs.
     done: bool,
     _types: PhantomData<fn(A) -> R>,
-}
-
-/// Undecoded results, for the iterators to decode one by one.
-fn finish_raw(items: &[Option<ItemResult>]) -> Result<Vec<ItemResult>> {
-    Ok(items
-        .iter()
-        .map(|item| {
-            item.clone()
-                .expect("every item is filled before the slot is ready")
-        })
-        .collect())
 }
 
 impl<A, R, I> Imap<'_, A, R, I>
@@ -761,18 +749,20 @@ where
     /// Keeps two chunks per worker in flight.
     fn top_up(&mut self) -> Result<()> {
         while !self.done && self.pending.len() < 2 * self.pool.processes {
-            let chunk = encode_all(self.inputs.by_ref().take(self.chunksize))?;
+            let chunk: Vec<A> = self.inputs.by_ref().take(self.chunksize).collect();
             if chunk.is_empty() {
                 self.done = true;
                 break;
             }
-            let slot = Slot::new(chunk.len(), 1);
-            self.pool
-                .submit(Job::new(self.task, chunk, slot.filler(0)))?;
-            self.pending.push_back(AsyncResult {
-                slot,
-                finish: finish_raw,
-            });
+            let slot = Slot::new(vec![chunk.len()]);
+            let job = Job::new(
+                self.task,
+                codec::encode(&chunk)?,
+                chunk.len(),
+                slot.filler(0),
+            );
+            self.pool.submit(job)?;
+            self.pending.push_back(slot);
         }
         Ok(())
     }
@@ -794,11 +784,9 @@ where
             self.done = true;
             return Some(Err(error));
         }
-        let chunk = self.pending.pop_front()?;
-        match chunk.get() {
-            Ok(items) => self.ready.extend(items.into_iter().map(decode)),
-            Err(error) => return Some(Err(error)),
-        }
+        let slot = self.pending.pop_front()?;
+        self.ready
+            .extend(slot.wait(None).expect("no deadline").decode_all());
         self.ready.pop_front()
     }
 }
@@ -808,8 +796,8 @@ pub struct ImapUnordered<'a, A, R, I> {
     pool: &'a Pool,
     task: TaskRef,
     inputs: I,
-    sender: Sender<Vec<ItemResult>>,
-    results: Receiver<Vec<ItemResult>>,
+    sender: Sender<ChunkResult>,
+    results: Receiver<ChunkResult>,
     in_flight: usize,
     done: bool,
     _types: PhantomData<fn(A) -> R>,
@@ -830,12 +818,13 @@ where
                 break;
             };
             let sender = self.sender.clone();
-            let submitted = codec::encode(&input).and_then(|arg| {
+            let submitted = codec::encode(std::slice::from_ref(&input)).and_then(|args| {
                 self.pool.submit(Job::new(
                     self.task,
-                    vec![arg],
-                    Box::new(move |results| {
-                        let _ = sender.send(results);
+                    args,
+                    1,
+                    Box::new(move |result| {
+                        let _ = sender.send(result);
                     }),
                 ))
             });
@@ -848,10 +837,9 @@ where
         if self.in_flight == 0 {
             return None;
         }
-        let results = self.results.recv().ok()?;
+        let result = self.results.recv().ok()?;
         self.in_flight -= 1;
-        let item = results.into_iter().next()?;
-        Some(decode(item))
+        decode_chunk(&result, 1).into_iter().next()
     }
 }
 
@@ -925,7 +913,7 @@ impl Manager {
     /// is sent work ahead only while there is more queued than there are workers, so that
     /// a job never waits behind another on one worker while a second worker could be idle.
     fn dispatch(&mut self) {
-        while let Some(next) = self.queue.front().map(|job| job.args.len()) {
+        while let Some(next) = self.queue.front().map(|job| job.count) {
             let Some(index) = self.least_busy_with_room(next) else {
                 return;
             };
@@ -935,12 +923,11 @@ impl Manager {
             {
                 continue;
             }
-            let request = Request::Run {
-                task: job.task,
-                args: job.args.as_slice(),
-            };
             let worker = &mut self.workers[index];
-            let frame = match worker.conn.frame(&request) {
+            let frame = match worker
+                .conn
+                .frame(&[&[RUN], &job.task.to_bytes(), &job.args])
+            {
                 Ok(frame) => frame,
                 Err(error) => {
                     job.fail(&error);
@@ -962,7 +949,7 @@ impl Manager {
             .iter()
             .enumerate()
             .filter(|(_, worker)| worker.sent < limit)
-            .map(|(index, worker)| (worker.jobs.iter().map(|job| job.args.len()).sum(), index))
+            .map(|(index, worker)| (worker.jobs.iter().map(|job| job.count).sum(), index))
             .filter(|&(ahead, index): &(usize, usize)| {
                 self.workers[index].jobs.is_empty() || (plenty && ahead + next <= ITEMS_AHEAD)
             })
@@ -1032,20 +1019,12 @@ impl Manager {
     fn collect(&mut self, index: usize) {
         loop {
             let worker = &mut self.workers[index];
-            let reply = worker
-                .conn
-                .recv::<Vec<std::result::Result<Vec<u8>, WorkerFailure>>>();
-            let Ok(results) = reply else {
+            let Ok(reply) = worker.conn.recv_bytes() else {
                 return self.replace(index);
             };
             worker.finished += 1;
             if let Some(job) = worker.jobs.pop_front() {
-                (job.done)(
-                    results
-                        .into_iter()
-                        .map(|r| r.map_err(Error::from))
-                        .collect(),
-                );
+                (job.done)(chunk_result(reply));
             }
             if self.options.maxtasksperchild == Some(worker.finished) {
                 return self.retire(index);
@@ -1088,7 +1067,7 @@ impl Manager {
     /// Ends a worker that has done its share, and starts a fresh one.
     fn retire(&mut self, index: usize) {
         let worker = &mut self.workers[index];
-        let _ = worker.conn.send(&EXIT);
+        let _ = worker.conn.send_bytes(&[EXIT]);
         end(&worker.process, TERMINATE_GRACE);
         self.restart(index);
     }
@@ -1110,7 +1089,7 @@ impl Manager {
 
     fn retire_all(&mut self) {
         for worker in &mut self.workers {
-            let _ = worker.conn.send(&EXIT);
+            let _ = worker.conn.send_bytes(&[EXIT]);
         }
         for worker in self.workers.drain(..) {
             end(&worker.process, TERMINATE_GRACE);
@@ -1167,7 +1146,7 @@ impl Manager {
         // (an initializer that panics) is reported here, not as a pool that replaces it
         // forever.
         let mut conn = conn;
-        if let Err(error) = conn.recv::<Vec<std::result::Result<Vec<u8>, WorkerFailure>>>() {
+        if let Err(error) = conn.recv_bytes() {
             let status = end(&process, TERMINATE_GRACE);
             log::error!("pool worker {} did not start: {error}", process.name());
             return Err(Error::WorkerDidNotStart {
@@ -1210,36 +1189,51 @@ fn worker_main(mut conn: Connection, inherited: &[RawFd], initializer: Option<fn
     if let Some(initializer) = initializer {
         initializer();
     }
-    // An empty reply says: initialized and running.
-    conn.send(&Vec::<std::result::Result<Vec<u8>, WorkerFailure>>::new())?;
+    // A lone DONE says: initialized and running.
+    conn.send_bytes(&[DONE])?;
     loop {
-        let request = match conn.recv::<Request<Vec<Vec<u8>>>>() {
-            Ok(request) => request,
+        let frame = match conn.recv_bytes() {
+            Ok(frame) => frame,
             Err(Error::Disconnected) => return Ok(()),
             Err(error) => return Err(error),
         };
-        let (task, args) = match request {
-            Request::Run { task, args } => (task, args),
-            Request::Exit => return Ok(()),
+        let (Some(&RUN), Some(task)) = (frame.first(), TaskRef::from_bytes(&frame[1..])) else {
+            return Ok(());
         };
-        let results: Vec<std::result::Result<Vec<u8>, WorkerFailure>> = args
-            .iter()
-            .map(|arg| {
-                // SAFETY: the task reference was made by the parent, which runs this same
-                // executable (this process is its fork).
-                match catch_task(|| unsafe { task.run(arg) }) {
-                    Ok(Ok(bytes)) => Ok(bytes),
-                    Ok(Err(Error::Encode { message })) => Err(WorkerFailure::Encode(message)),
-                    Ok(Err(error)) => Err(WorkerFailure::Decode(error.to_string())),
-                    Err(panic) => Err(WorkerFailure::Panicked(panic)),
-                }
-            })
-            .collect();
-        match conn.send(&results) {
+        // SAFETY: the task reference was made by the parent, which runs this same executable
+        // (this process is its fork).
+        let (tag, body) = match catch_task(|| unsafe { task.run(&frame[17..]) }) {
+            Ok(Ok(results)) => (DONE, results),
+            Ok(Err(Error::Encode { message })) => (ENCODE_FAILED, message.into_bytes()),
+            Ok(Err(Error::Decode { message })) => (DECODE_FAILED, message.into_bytes()),
+            Ok(Err(error)) => (DECODE_FAILED, error.to_string().into_bytes()),
+            Err(panic) => (PANICKED, panic.into_bytes()),
+        };
+        match conn.send_parts(&[&[tag], &body]) {
             Ok(()) => {}
             Err(Error::Disconnected) => return Ok(()),
             Err(error) => return Err(error),
         }
+    }
+}
+
+/// A worker's reply as the result of the chunk it answers.
+fn chunk_result(mut reply: Vec<u8>) -> ChunkResult {
+    let Some(&tag) = reply.first() else {
+        return Err(Error::Corrupt {
+            message: "a pool worker sent an empty reply".into(),
+        });
+    };
+    reply.remove(0);
+    let message = || String::from_utf8_lossy(&reply).into_owned();
+    match tag {
+        DONE => Ok(reply),
+        DECODE_FAILED => Err(Error::Decode { message: message() }),
+        ENCODE_FAILED => Err(Error::Encode { message: message() }),
+        PANICKED => Err(Error::TaskPanicked { message: message() }),
+        other => Err(Error::Corrupt {
+            message: format!("a pool worker sent a reply of unknown kind {other}"),
+        }),
     }
 }
 

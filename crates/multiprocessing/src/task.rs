@@ -139,45 +139,75 @@ pub struct TaskRef {
 /// The signature every `invoke::<A, R>` shares once its types are erased.
 type Invoke = fn(usize, &[u8]) -> Result<Vec<u8>>;
 
+/// The results of a chunk as [`TaskRef::run`] returns them, encoded: each item's result, or
+/// the description of the panic that took its place.
+pub type ChunkResults<R> = Vec<std::result::Result<R, String>>;
+
 impl TaskRef {
-    /// Decodes `arg`, runs the task on it, and returns the encoded result.
+    /// Runs the task on a chunk of arguments: decodes `args`, an encoded `Vec<A>`, calls the
+    /// task on each in turn, and returns the encoded [`ChunkResults<R>`]. A panic in one call
+    /// becomes that item's `Err` (its place and message) and the others still run; a whole
+    /// chunk travels and is encoded once, however many items it holds.
     ///
     /// # Errors
     ///
-    /// [`Error::Decode`](crate::Error::Decode) when `arg` is not the task's argument type,
-    /// [`Error::Encode`](crate::Error::Encode) when the result cannot be encoded.
-    ///
-    /// # Panics
-    ///
-    /// When the task panics; pools catch that and report it as the task's error.
+    /// [`Error::Decode`](crate::Error::Decode) when `args` is not a `Vec` of the task's
+    /// argument type, [`Error::Encode`](crate::Error::Encode) when the results cannot be
+    /// encoded.
     ///
     /// # Safety
     ///
     /// `self` must come from [`Task::to_ref`] in a process running the same executable file,
     /// unchanged: this process or its parent. Otherwise the offsets point at arbitrary code.
-    pub unsafe fn run(&self, arg: &[u8]) -> Result<Vec<u8>> {
+    pub unsafe fn run(&self, args: &[u8]) -> Result<Vec<u8>> {
         // SAFETY: the caller guarantees that `invoke` is the offset of an `invoke::<A, R>` in
         // this very executable, whose type-erased signature is `Invoke`.
         let invoke: Invoke = unsafe { std::mem::transmute::<usize, Invoke>(address(self.invoke)) };
-        invoke(address(self.func), arg)
+        invoke(address(self.func), args)
+    }
+
+    /// The reference as 16 bytes, for a frame that carries it without serde.
+    pub(crate) fn to_bytes(self) -> [u8; 16] {
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&self.invoke.to_le_bytes());
+        bytes[8..].copy_from_slice(&self.func.to_le_bytes());
+        bytes
+    }
+
+    /// The reference from the first 16 of `bytes`, if there are that many.
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<TaskRef> {
+        let invoke = i64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+        let func = i64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
+        Some(TaskRef { invoke, func })
     }
 }
 
-/// Decodes an `A`, calls the `fn(A) -> R` at `func`, encodes the `R`.
-fn invoke<A: DeserializeOwned, R: Serialize>(func: usize, arg: &[u8]) -> Result<Vec<u8>> {
-    let arg = codec::decode(arg)?;
-    codec::encode(&call_one::<A, R>(func, arg))
+/// Decodes a `Vec<A>`, calls the `fn(A) -> R` at `func` on each, encodes the results.
+fn invoke<A: DeserializeOwned, R: Serialize>(func: usize, args: &[u8]) -> Result<Vec<u8>> {
+    run_each(args, |arg| call_one::<A, R>(func, arg))
 }
 
-/// Decodes an `(A, B)`, calls the `fn(A, B) -> R` at `func`, encodes the `R`.
-fn invoke_pair<A, B, R>(func: usize, arg: &[u8]) -> Result<Vec<u8>>
+/// Decodes a `Vec<(A, B)>`, calls the `fn(A, B) -> R` at `func` on each, encodes the results.
+fn invoke_pair<A, B, R>(func: usize, args: &[u8]) -> Result<Vec<u8>>
 where
     A: DeserializeOwned,
     B: DeserializeOwned,
     R: Serialize,
 {
-    let arg = codec::decode(arg)?;
-    codec::encode(&call_pair::<A, B, R>(func, arg))
+    run_each(args, |arg| call_pair::<A, B, R>(func, arg))
+}
+
+/// Decodes the arguments, calls `call` on each with panics caught, encodes the results.
+fn run_each<A: DeserializeOwned, R: Serialize>(
+    args: &[u8],
+    call: impl Fn(A) -> R,
+) -> Result<Vec<u8>> {
+    let args: Vec<A> = codec::decode(args)?;
+    let results: ChunkResults<R> = args
+        .into_iter()
+        .map(|arg| crate::process::catch_task(|| call(arg)))
+        .collect();
+    codec::encode(&results)
 }
 
 /// A function whose address every offset is measured from.
@@ -213,14 +243,37 @@ mod tests {
     fn a_task_ref_survives_encoding_and_runs() {
         let wire = codec::encode(&Task::new(doubler).to_ref()).unwrap();
         let task: TaskRef = codec::decode(&wire).unwrap();
+        assert_eq!(TaskRef::from_bytes(&task.to_bytes()), Some(task));
         // SAFETY: made by `to_ref` in this process.
-        let result = unsafe { task.run(&codec::encode(&25).unwrap()) }.unwrap();
-        assert_eq!(codec::decode::<i32>(&result).unwrap(), 50);
+        let result = unsafe { task.run(&codec::encode(&vec![25, 4]).unwrap()) }.unwrap();
+        assert_eq!(
+            codec::decode::<ChunkResults<i32>>(&result).unwrap(),
+            [Ok(50), Ok(8)]
+        );
 
         let task = Task::new(greet).to_ref();
         // SAFETY: as above.
-        let result = unsafe { task.run(&codec::encode("Rust").unwrap()) }.unwrap();
-        assert_eq!(codec::decode::<String>(&result).unwrap(), "Hello, Rust!");
+        let result = unsafe { task.run(&codec::encode(&vec!["Rust"]).unwrap()) }.unwrap();
+        assert_eq!(
+            codec::decode::<ChunkResults<String>>(&result).unwrap(),
+            [Ok("Hello, Rust!".to_owned())]
+        );
+    }
+
+    fn fail_on_13(n: i32) -> i32 {
+        assert_ne!(n, 13, "unlucky");
+        n
+    }
+
+    #[test]
+    fn a_panic_is_one_items_result() {
+        let task = Task::new(fail_on_13).to_ref();
+        // SAFETY: made by `to_ref` in this process.
+        let result = unsafe { task.run(&codec::encode(&vec![12, 13, 14]).unwrap()) }.unwrap();
+        let results = codec::decode::<ChunkResults<i32>>(&result).unwrap();
+        assert_eq!(results[0], Ok(12));
+        assert!(results[1].as_ref().unwrap_err().contains("unlucky"));
+        assert_eq!(results[2], Ok(14));
     }
 
     #[test]
@@ -239,8 +292,11 @@ mod tests {
     fn a_pair_task_unpacks_its_argument() {
         let task = Task::pair(power).to_ref();
         // SAFETY: made by `to_ref` in this process.
-        let result = unsafe { task.run(&codec::encode(&(3u64, 4u32)).unwrap()) }.unwrap();
-        assert_eq!(codec::decode::<u64>(&result).unwrap(), 81);
+        let result = unsafe { task.run(&codec::encode(&vec![(3u64, 4u32)]).unwrap()) }.unwrap();
+        assert_eq!(
+            codec::decode::<ChunkResults<u64>>(&result).unwrap(),
+            [Ok(81)]
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use multiprocessing::codec::{decode, encode};
-use multiprocessing::task::{Task, TaskRef};
+use multiprocessing::task::{ChunkResults, Task, TaskRef};
 
 /// Where the parent puts the encoded task and argument for the fresh copy.
 const TASK_VAR: &str = "MULTIPROCESSING_TEST_TASK";
@@ -27,7 +27,7 @@ fn unhex(text: &str) -> Vec<u8> {
 
 #[test]
 fn a_task_ref_runs_in_a_fresh_copy_of_the_binary() {
-    let message = encode(&(Task::new(doubler).to_ref(), encode(&25).unwrap())).unwrap();
+    let message = encode(&(Task::new(doubler).to_ref(), encode(&vec![25]).unwrap())).unwrap();
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -51,5 +51,6 @@ fn fresh_copy_runs_the_task() {
     let (task, arg): (TaskRef, Vec<u8>) = decode(&unhex(&message)).unwrap();
     // SAFETY: the reference was made by this same test executable, run by its parent.
     let result = unsafe { task.run(&arg) }.unwrap();
-    println!("result={}", decode::<i32>(&result).unwrap());
+    let results: ChunkResults<i32> = decode(&result).unwrap();
+    println!("result={}", results[0].as_ref().unwrap());
 }

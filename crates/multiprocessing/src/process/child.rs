@@ -27,9 +27,9 @@ thread_local! {
 /// and is not printed. [`exit`] inside the task still ends the process.
 pub(crate) fn catch_task<R>(task: impl FnOnce() -> R) -> Result<R, String> {
     install_panic_hook();
-    IN_TASK.set(true);
+    let outer = IN_TASK.replace(true);
     let result = panic::catch_unwind(AssertUnwindSafe(task));
-    IN_TASK.set(false);
+    IN_TASK.set(outer);
     result.map_err(|payload| {
         if payload.is::<ExitRequest>() {
             panic::resume_unwind(payload);
