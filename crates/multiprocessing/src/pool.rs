@@ -180,14 +180,40 @@ impl Builder {
             options: self,
             closing: false,
         };
-        for _ in 0..processes {
-            let worker = manager.spawn_worker()?;
-            manager.workers.push(worker);
-        }
+        // The manager thread forks every worker, the first ones too: a daemonic child dies
+        // with the thread that forked it, and this thread lives exactly as long as the pool.
+        let (started, start) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("pool-manager".into())
-            .spawn(move || manager.run())
+            .spawn(move || {
+                for _ in 0..processes {
+                    match manager.spawn_worker() {
+                        Ok(worker) => manager.workers.push(worker),
+                        Err(error) => {
+                            manager.stop_all(&Error::PoolTerminated);
+                            let _ = started.send(Err(error));
+                            return;
+                        }
+                    }
+                }
+                let _ = started.send(Ok(()));
+                manager.run();
+            })
             .map_err(|error| os_error("cannot start the pool's manager thread", &error))?;
+        match start.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                let _ = thread.join();
+                return Err(error);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(Error::Os {
+                    context: "the pool's manager thread ended while starting workers",
+                    errno: nix::Error::EIO,
+                });
+            }
+        }
         Ok(Pool {
             broken,
             commands: Mutex::new(Commands {

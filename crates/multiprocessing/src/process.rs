@@ -415,6 +415,11 @@ impl Process {
 
     /// Sets the daemon flag: Python's `p.daemon = True`.
     ///
+    /// A daemonic process is terminated when its parent exits normally, as in Python, and
+    /// also when the parent is killed outright (`SIGKILL`, the out-of-memory killer), which
+    /// Python does not manage: Linux kills it when the thread that started it ends. So start
+    /// a long-lived daemonic process from the main thread, or from a thread that outlives it.
+    ///
     /// # Errors
     ///
     /// [`Error::DaemonAfterStart`] once the process has been started.

@@ -280,3 +280,64 @@ fn a_failing_initializer_is_reported_by_new_not_retried_forever() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn daemons_and_pool_workers_die_with_a_parent_killed_outright() {
+    use std::io::{BufRead, Write};
+    use std::time::Instant;
+
+    // A supervisor adopts the orphans (a child subreaper), so that it can see how they end.
+    let supervisor = multiprocessing::Process::new(|| {
+        // SAFETY: this prctl only sets an attribute of the calling process.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+        let (mut reader, mut writer) = std::io::pipe().unwrap();
+        let main = multiprocessing::Process::new(move || {
+            let daemon = multiprocessing::Process::builder()
+                .daemon(true)
+                .target(|| sleep(Duration::from_secs(60)));
+            daemon.start().unwrap();
+            let pool = Pool::new(2).unwrap();
+            let mut pids: Vec<u32> = pool.map_chunked(pid_of_worker, 0..50, 1).unwrap();
+            pids.sort_unstable();
+            pids.dedup();
+            pids.push(daemon.pid().unwrap());
+            writeln!(writer, "{pids:?}").unwrap();
+            drop(writer);
+            sleep(Duration::from_secs(60));
+        });
+        main.start().unwrap();
+        // One line: the daemon and the workers keep copies of the pipe, so it stays open.
+        let mut report = String::new();
+        std::io::BufReader::new(&mut reader)
+            .read_line(&mut report)
+            .unwrap();
+        let pids: Vec<i32> = report
+            .trim()
+            .trim_matches(['[', ']'])
+            .split(", ")
+            .map(|pid| pid.parse().unwrap())
+            .collect();
+        assert_eq!(pids.len(), 3, "two workers and a daemon: {report}");
+        main.kill().unwrap();
+        main.join().unwrap();
+        // Each one ends at once, by SIGKILL; 10 s is far below the 60 s they would live.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for pid in pids {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            loop {
+                match nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                    Ok(nix::sys::wait::WaitStatus::Signaled(_, signal, _)) => {
+                        assert_eq!(signal, nix::sys::signal::Signal::SIGKILL);
+                        break;
+                    }
+                    Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                        assert!(Instant::now() < deadline, "{pid} outlived its parent");
+                        sleep(Duration::from_millis(10));
+                    }
+                    other => panic!("{pid}: {other:?}"),
+                }
+            }
+        }
+    });
+    assert_eq!(common::run(&supervisor), ExitStatus::Exited(0));
+}

@@ -167,7 +167,14 @@ pub(super) fn fork(target: &mut Option<Target>, child_state: Box<State>) -> nix:
 /// The child's whole life: become the new process, run the target, wait for our own
 /// children, flush, and `_exit` without running the parent's exit handlers.
 fn bootstrap(target: Target, child_state: Box<State>) -> ! {
+    let daemon = child_state
+        .daemon
+        .then(|| child_state.parent.as_ref().map(|(_, pid)| *pid))
+        .flatten();
     state::install(child_state);
+    if let Some(parent) = daemon {
+        die_with_parent(parent);
+    }
     redirect_stdin();
     log::info!("child process calling self.run()");
     IN_TARGET.set(true);
@@ -188,6 +195,20 @@ fn bootstrap(target: Target, child_state: Box<State>) -> ! {
     // SAFETY: `_exit` ends the process at once; it is the only way out of a forked child
     // that does not run the parent's `atexit` handlers and destructors a second time.
     unsafe { libc::_exit(code) }
+}
+
+/// Makes a daemonic child end with its parent, even a parent killed by `SIGKILL`, which runs
+/// no exit handler: Linux then sends the child `SIGKILL` too. Strictly, the signal comes when
+/// the *thread* that started the child ends; see [`Process::set_daemon`](super::Process::set_daemon).
+///
+/// See also: [`PR_SET_PDEATHSIG`](https://man7.org/linux/man-pages/man2/PR_SET_PDEATHSIG.2const.html).
+fn die_with_parent(parent: u32) {
+    // SAFETY: this prctl only sets an attribute of the calling process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // A parent that died before the call sent nothing: then this process has been adopted.
+    if nix::unistd::getppid().as_raw().unsigned_abs() != parent {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
 }
 
 /// Points the child's stdin at `/dev/null`, as Python does, so that children do not compete
