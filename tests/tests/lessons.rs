@@ -25,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::env;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
@@ -270,6 +270,24 @@ impl Expected {
             command: command.to_owned(),
             output: output.to_owned(),
         }
+    }
+}
+
+#[test]
+fn ctrl_c_ends_every_process_of_a_lesson() {
+    // process-id runs four worker processes, then four threads, for seconds each; the
+    // daemon lesson has a daemonic child asleep.
+    for bin in ["process-id", "lesson-daemon"] {
+        let binary = build(false).binary(bin);
+        let run = run_interrupted(binary, &[], Some(Duration::from_millis(500)));
+        assert_eq!(
+            run.status.signal(),
+            Some(libc::SIGINT),
+            "{bin}: {:?}",
+            run.status
+        );
+        // Everything in the group got the signal and died: nothing is left.
+        assert!(run.problems.is_empty(), "{bin}: {:?}", run.problems);
     }
 }
 
@@ -580,6 +598,9 @@ struct Run {
     problems: Vec<String>,
 }
 
+/// How long the processes of an interrupted lesson get to be reaped by `init`.
+const INTERRUPT_PATIENCE: Duration = Duration::from_secs(10);
+
 /// The CPUs a lesson may run on: two, as on the machine that recorded the outputs, since
 /// some lessons print how many workers they start (`cpu_count() * 2` consumers).
 const LESSON_CPUS: usize = 2;
@@ -588,6 +609,11 @@ const LESSON_CPUS: usize = 2;
 /// way `cargo run` would but without the variables that change what Rust programs print
 /// (`RUST_BACKTRACE`, `RUST_LOG`), unless `env` sets them.
 fn run(binary: &Path, env: &[(&str, &str)]) -> Run {
+    run_interrupted(binary, env, None)
+}
+
+/// [`run`], sending the process group `SIGINT` (what Ctrl-C sends) after `interrupt`, if set.
+fn run_interrupted(binary: &Path, env: &[(&str, &str)], interrupt: Option<Duration>) -> Run {
     let mut command = Command::new(binary);
     // SAFETY: the closure runs in the forked child before exec and only makes system calls
     // (sched_setaffinity), which are async-signal-safe; it allocates nothing.
@@ -618,11 +644,18 @@ fn run(binary: &Path, env: &[(&str, &str)]) -> Run {
     let stdout = read_in_background(child.stdout.take().expect("stdout is piped"));
     let stderr = read_in_background(child.stderr.take().expect("stderr is piped"));
     let exit = wait_in_background(child);
+    if let Some(after) = interrupt {
+        thread::spawn(move || {
+            thread::sleep(after);
+            let _ = killpg(group, Signal::SIGINT);
+        });
+    }
 
     let mut problems = Vec::new();
     let status = match exit.recv_timeout(TIMEOUT) {
         Ok(status) => {
-            problems.extend(leftovers(group));
+            let patience = interrupt.map_or(Duration::ZERO, |_| INTERRUPT_PATIENCE);
+            problems.extend(leftovers(group, patience));
             status
         }
         Err(_) => {
@@ -678,12 +711,24 @@ fn wait_in_background(mut child: Child) -> Receiver<io::Result<ExitStatus>> {
 
 /// Checks that process group `group` is empty now that its leader has exited. If it is not, kills
 /// it and says who was left.
-fn leftovers(group: Pid) -> Option<String> {
-    // The runtime reaps every child before its parent ends, so the group is empty the moment
-    // the lesson has been waited for. A zombie left in it is a child nobody reaped.
-    if killpg(group, None) == Err(Errno::ESRCH) {
-        return None;
+///
+/// The runtime reaps every child before its parent ends, so after a normal run the group is
+/// empty the moment the lesson has been waited for: a zombie left in it is a child nobody
+/// reaped. After an interrupt, every process dies at once and the children become zombies
+/// for `init` to reap: then the group gets `patience` to empty.
+fn leftovers(group: Pid, patience: Duration) -> Option<String> {
+    let deadline = std::time::Instant::now() + patience;
+    while killpg(group, None) != Err(Errno::ESRCH) {
+        if std::time::Instant::now() >= deadline {
+            return report_leftovers(group);
+        }
+        thread::sleep(Duration::from_millis(10));
     }
+    None
+}
+
+/// Kills what is left in `group` and says what it was.
+fn report_leftovers(group: Pid) -> Option<String> {
     let members = group_members(group);
     kill_group(group);
     if members.is_empty() {
