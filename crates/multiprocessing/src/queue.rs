@@ -779,3 +779,45 @@ impl Drop for Guard<'_> {
         let _ = self.inner.header.mutex.unlock();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Overwrites the length in front of the oldest message, as damage would.
+    fn damage_length(queue: &Queue<u64>, length: u64) {
+        let mut guard = queue.inner.lock(None).unwrap().expect("no deadline");
+        guard.map_current().unwrap();
+        let head = guard.state().head;
+        guard.write_at(head, &length.to_le_bytes());
+    }
+
+    #[test]
+    fn a_damaged_length_is_refused_before_anything_is_allocated() {
+        let queue: Queue<u64> = Queue::new().unwrap();
+        queue.put(7).unwrap();
+        damage_length(&queue, u64::MAX);
+        let error = queue.get().unwrap_err();
+        assert!(matches!(error, Error::Corrupt { .. }), "{error}");
+
+        let queue: Queue<u64> = Queue::new().unwrap();
+        queue.put(7).unwrap();
+        // Longer than what the queue holds, though under the limit.
+        damage_length(&queue, 1000);
+        assert!(matches!(queue.get(), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn garbage_in_a_message_is_a_decode_error() {
+        let queue: Queue<u64> = Queue::new().unwrap();
+        queue.put(7).unwrap();
+        // A one-byte message whose byte starts a longer integer than there is.
+        damage_length(&queue, 1);
+        {
+            let mut guard = queue.inner.lock(None).unwrap().expect("no deadline");
+            let head = guard.state().head;
+            guard.write_at(head + LENGTH, &[0xff]);
+        }
+        assert!(matches!(queue.get(), Err(Error::Decode { .. })));
+    }
+}
