@@ -493,7 +493,8 @@ impl ProcessPoolExecutor {
 
     /// Stops taking calls: Python's `shutdown(wait, cancel_futures)`. With `cancel_futures`,
     /// calls not yet started are cancelled; with `wait`, returns once the rest have finished
-    /// and the workers have ended, else at once, leaving them to finish on their own.
+    /// and the workers have ended, else at once, leaving them to finish on their own (unless
+    /// the program ends first: its workers are daemonic, and end with it).
     pub fn shutdown(&mut self, wait: bool, cancel_futures: bool) {
         self.outstanding.shut_down(cancel_futures);
         if let Some(pool) = self.pool.take() {
