@@ -58,10 +58,19 @@ pub fn encode_into<T: Serialize + ?Sized>(buffer: &mut Vec<u8>, value: &T) -> Re
 /// [`Error::Decode`] when the bytes are not a `T` or are followed by more bytes: a message
 /// is never half-read.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let (value, read) =
-        bincode::serde::decode_from_slice(bytes, config()).map_err(|error| Error::Decode {
-            message: error.to_string(),
-        })?;
+    // A damaged or hostile message can claim a string of any length in a few bytes, and
+    // bincode allocates what is claimed. Cap the claims at about 64 times the message's own
+    // size (a value rarely takes more room in memory than that), in a few steps, since
+    // bincode takes its limit as a constant.
+    let (value, read) = match bytes.len() {
+        0..=0xFFFF => decode_limited::<T, { 1 << 22 }>(bytes),
+        0x1_0000..=0xF_FFFF => decode_limited::<T, { 1 << 26 }>(bytes),
+        0x10_0000..=0xFF_FFFF => decode_limited::<T, { 1 << 30 }>(bytes),
+        _ => decode_limited::<T, { 1 << 36 }>(bytes),
+    }
+    .map_err(|error| Error::Decode {
+        message: error.to_string(),
+    })?;
     if read != bytes.len() {
         return Err(Error::Decode {
             message: format!("{} bytes left over after the value", bytes.len() - read),
@@ -70,9 +79,33 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     Ok(value)
 }
 
+/// Decodes with claims capped at `LIMIT` bytes.
+fn decode_limited<T: DeserializeOwned, const LIMIT: usize>(
+    bytes: &[u8],
+) -> std::result::Result<(T, usize), bincode::error::DecodeError> {
+    bincode::serde::decode_from_slice(bytes, config().with_limit::<LIMIT>())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_claimed_length_is_refused_without_allocating_it() {
+        // A string that claims 2^60 bytes, in nine bytes: varint marker 0xfd then a u64.
+        let mut bytes = vec![0xfd];
+        bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        let error = decode::<String>(&bytes).unwrap_err();
+        assert!(matches!(error, Error::Decode { .. }), "{error}");
+        let error = decode::<Vec<u8>>(&bytes).unwrap_err();
+        assert!(matches!(error, Error::Decode { .. }), "{error}");
+        // Values that take far more room in memory than encoded still decode.
+        let many_empty: Vec<String> = vec![String::new(); 10_000];
+        assert_eq!(
+            decode::<Vec<String>>(&encode(&many_empty).unwrap()).unwrap(),
+            many_empty
+        );
+    }
 
     #[test]
     fn round_trips_and_refuses_bad_bytes() {
