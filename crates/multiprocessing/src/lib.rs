@@ -55,6 +55,7 @@ pub mod pipe;
 pub mod pool;
 pub mod process;
 pub mod queue;
+mod readable;
 mod shm;
 mod sync;
 pub mod task;

@@ -14,12 +14,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use nix::poll::{PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::readable::wait_readable;
 
 /// The default largest message a connection accepts: 1 GiB.
 const DEFAULT_MAX_MESSAGE: usize = 1 << 30;
@@ -297,26 +297,8 @@ impl Connection {
         if self.has_read_ahead() {
             return Ok(true);
         }
-        let timeout = match timeout {
-            None => PollTimeout::NONE,
-            Some(timeout) => {
-                let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128);
-                PollTimeout::try_from(millis as i32).unwrap_or(PollTimeout::MAX)
-            }
-        };
-        let mut fds = [PollFd::new(self.stream.as_fd(), PollFlags::POLLIN)];
-        loop {
-            match nix::poll::poll(&mut fds, timeout) {
-                Ok(ready) => return Ok(ready > 0),
-                Err(nix::Error::EINTR) => {}
-                Err(errno) => {
-                    return Err(Error::Os {
-                        context: "cannot poll a pipe",
-                        errno,
-                    });
-                }
-            }
-        }
+        let deadline = timeout.and_then(crate::deadline_after);
+        wait_readable(self.stream.as_fd(), deadline, "cannot poll a pipe")
     }
 
     /// Sets the largest message this end sends or accepts (1 GiB by default).

@@ -148,3 +148,25 @@ fn waits_interrupted_by_signals_resume_and_keep_their_timeouts() {
         pesterer.join().unwrap();
     });
 }
+
+#[test]
+fn a_poll_interrupted_by_signals_keeps_its_timeout() {
+    isolated(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        // SAFETY: pthread_self has no preconditions.
+        let pesterer = pester(unsafe { libc::pthread_self() }, stop.clone());
+        let (reader, _writer) = multiprocessing::pipe(false).unwrap();
+        let wait = Duration::from_millis(200);
+        let started = Instant::now();
+        assert!(!reader.poll(Some(wait)).unwrap());
+        let waited = started.elapsed();
+        assert!(waited >= wait, "the poll returned early");
+        // Restarting the full timeout after each of ~200 signals would take far longer.
+        assert!(
+            waited < Duration::from_secs(30),
+            "the poll restarted its clock"
+        );
+        stop.store(true, Ordering::Relaxed);
+        pesterer.join().unwrap();
+    });
+}

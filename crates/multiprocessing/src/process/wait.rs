@@ -10,12 +10,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::ExitStatus;
 use crate::error::{Error, Result};
+use crate::readable::wait_readable;
 
 /// The longest sleep between two checks when the kernel has no pidfds.
 const MAX_BACKOFF: Duration = Duration::from_millis(10);
@@ -70,7 +70,9 @@ impl Waiter {
                 },
             };
             match &self.pidfd {
-                Some(pidfd) => wait_readable(pidfd, left)?,
+                Some(pidfd) => {
+                    wait_readable(pidfd.as_fd(), deadline, "cannot wait for the process")?;
+                }
                 None => {
                     std::thread::sleep(left.map_or(backoff, |left| left.min(backoff)));
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -116,26 +118,6 @@ fn reap(pid: Pid) -> Result<Option<ExitStatus>> {
             // Stopped and continued children have not ended: keep waiting.
             _ => return Ok(ExitStatus::from_raw(raw)),
         }
-    }
-}
-
-/// Blocks until `fd` is readable or `timeout` passes; a signal just ends the wait early.
-fn wait_readable(fd: &OwnedFd, timeout: Option<Duration>) -> Result<()> {
-    let timeout = match timeout {
-        None => PollTimeout::NONE,
-        // Round up, or a wait shorter than a millisecond would spin.
-        Some(left) => {
-            let millis = left.as_micros().div_ceil(1000).min(i32::MAX as u128);
-            PollTimeout::try_from(millis as i32).unwrap_or(PollTimeout::MAX)
-        }
-    };
-    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-    match nix::poll::poll(&mut fds, timeout) {
-        Ok(_) | Err(Errno::EINTR) => Ok(()),
-        Err(errno) => Err(Error::Os {
-            context: "cannot wait for the process",
-            errno,
-        }),
     }
 }
 
