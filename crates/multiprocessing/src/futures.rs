@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,11 +24,8 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::pool::{self, ChunkResult, Job, Pool, decode_chunk};
 use crate::process::catch_task;
+use crate::sync::{lock, wait_until};
 use crate::task::Task;
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Where a future is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,27 +201,11 @@ impl<R> Future<R> {
 
     /// Waits until done or `deadline`; whether it is done.
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        let mut state = lock(&self.inner.state);
-        while !matches!(state.phase, Phase::Finished | Phase::Cancelled) {
-            state = match deadline {
-                None => self
-                    .inner
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(deadline) => {
-                    let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                        return false;
-                    };
-                    self.inner
-                        .changed
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-            };
-        }
-        true
+        let state = lock(&self.inner.state);
+        wait_until(&self.inner.changed, state, deadline, |state| {
+            matches!(state.phase, Phase::Finished | Phase::Cancelled)
+        })
+        .is_some()
     }
 
     /// Marks it running, unless it was cancelled; whether it may run.
@@ -698,21 +679,15 @@ fn thread_worker(
         return;
     }
     loop {
-        let job = {
-            let mut queue = lock(&shared.queue);
-            loop {
-                if let Some(job) = queue.jobs.pop_front() {
-                    break job;
-                }
-                if !queue.open {
-                    return;
-                }
-                queue = shared
-                    .available
-                    .wait(queue)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
+        let queue = lock(&shared.queue);
+        let mut queue = wait_until(&shared.available, queue, None, |queue| {
+            !queue.jobs.is_empty() || !queue.open
+        })
+        .expect("no deadline");
+        let Some(job) = queue.jobs.pop_front() else {
+            return;
         };
+        drop(queue);
         job();
     }
 }
@@ -781,25 +756,10 @@ impl<T> Handoff<T> {
 
     /// Takes the value, waiting until `deadline`; `None` when it passed.
     fn take(&self, deadline: Option<Instant>) -> Option<T> {
-        let mut value = lock(&self.value);
-        loop {
-            if let Some(value) = value.take() {
-                return Some(value);
-            }
-            value = match deadline {
-                None => self
-                    .ready
-                    .wait(value)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.checked_duration_since(Instant::now())?;
-                    self.ready
-                        .wait_timeout(value, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-            };
-        }
+        wait_until(&self.ready, lock(&self.value), deadline, |value| {
+            value.is_some()
+        })?
+        .take()
     }
 }
 

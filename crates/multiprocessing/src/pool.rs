@@ -18,7 +18,7 @@ use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,7 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::pipe::{Connection, pipe};
 use crate::process::{Builder as ProcessBuilder, ExitStatus, Process, catch_task};
+use crate::sync::{lock, wait_until};
 use crate::task::{ChunkResults, Task, TaskRef};
 
 /// How long terminated workers get to end before they are killed.
@@ -233,11 +234,6 @@ fn os_error(context: &'static str, error: &std::io::Error) -> Error {
         context,
         errno: nix::Error::from_raw(error.raw_os_error().unwrap_or(libc::EIO)),
     }
-}
-
-/// Locks a mutex whose data stays valid even if a holder panicked.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A pool of worker processes: Python's `multiprocessing.Pool`.
@@ -651,26 +647,9 @@ impl Slot {
 
     /// Waits until every chunk is in, or `deadline`; the results if they all are.
     fn wait(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, SlotState>> {
-        let mut state = lock(&self.state);
-        while state.left > 0 {
-            match deadline {
-                None => {
-                    state = self
-                        .ready
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner)
-                }
-                Some(deadline) => {
-                    let left = deadline.checked_duration_since(Instant::now())?;
-                    state = self
-                        .ready
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
-            }
-        }
-        Some(state)
+        wait_until(&self.ready, lock(&self.state), deadline, |state| {
+            state.left == 0
+        })
     }
 }
 

@@ -25,13 +25,14 @@ mod status;
 mod wait;
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
+use crate::sync::lock;
 pub(crate) use child::catch_task;
 pub use child::{Outcome, exit};
 pub use status::ExitStatus;
@@ -211,11 +212,6 @@ pub trait Run: Send + 'static {
 
     /// The work of the process, in the child.
     fn run(self) -> Self::Output;
-}
-
-/// Locks a mutex whose data stays valid even if a holder panicked.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Process {

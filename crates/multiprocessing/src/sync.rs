@@ -9,6 +9,7 @@
 //! See also: [`pthread_mutexattr_setrobust(3)`](https://man7.org/linux/man-pages/man3/pthread_mutexattr_setrobust.3.html).
 
 use std::cell::UnsafeCell;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -319,4 +320,32 @@ impl RawCondvar {
         // SAFETY: initialised and mapped.
         unsafe { libc::pthread_cond_broadcast(self.cond.get()) };
     }
+}
+
+/// Locks an in-process mutex whose data stays valid even if a holder panicked.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Waits on `condvar` until `done` holds or `deadline` passes (never, for `None`); the
+/// guard if `done` holds.
+pub(crate) fn wait_until<'a, T>(
+    condvar: &Condvar,
+    mut guard: MutexGuard<'a, T>,
+    deadline: Option<Instant>,
+    mut done: impl FnMut(&mut T) -> bool,
+) -> Option<MutexGuard<'a, T>> {
+    while !done(&mut guard) {
+        guard = match deadline {
+            None => condvar.wait(guard).unwrap_or_else(PoisonError::into_inner),
+            Some(deadline) => {
+                let left = deadline.checked_duration_since(Instant::now())?;
+                condvar
+                    .wait_timeout(guard, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+        };
+    }
+    Some(guard)
 }

@@ -8,7 +8,7 @@
 //! leaving its copy of the parent's state untouched.
 
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
 use super::Process;
 
@@ -75,7 +75,7 @@ impl State {
     /// The registry of started children. A poisoned lock only means a panic elsewhere; the
     /// list itself is always valid, so it is used as is.
     pub(crate) fn children(&self) -> MutexGuard<'_, Vec<Process>> {
-        self.children.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.children)
     }
 }
 

@@ -6,7 +6,7 @@
 //! same answer. Until it is reaped its pid cannot be reused, which makes signalling it safe.
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -43,7 +43,7 @@ impl Waiter {
     }
 
     fn status(&self) -> MutexGuard<'_, Option<ExitStatus>> {
-        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.status)
     }
 
     /// How the child ended, reaping it if it just did; `None` while it runs.
