@@ -1,7 +1,8 @@
 //! Benchmarks the runtime side by side with the floor the operating system sets (a bare
-//! `fork` + `waitpid`, a bare pipe).
+//! `fork` + `waitpid`, a bare pipe) and, with `--compare`, with CPython's `multiprocessing`
+//! doing the same work (`bench/baseline.py`).
 //!
-//! Run: `cargo run --release -p bench`.
+//! Book: "Performance". Run: `cargo run --release -p bench -- --compare`.
 //!
 //! Each figure is a median over repeated samples after a warm-up, and each runtime figure is
 //! sampled in turns with the floor it is set against, so that the ratio between them holds on
@@ -9,6 +10,7 @@
 //! [`catalogue`] and prints one `name: value unit` line for each.
 
 pub mod catalogue;
+pub mod compare;
 pub mod cpu;
 pub mod floor;
 pub mod lock;

@@ -1,18 +1,22 @@
-//! The benchmark's command line. See the library's documentation.
+//! The benchmark's command line: the Rust figures, and with `--compare` the Python baseline and
+//! the table. See the library's documentation and the book's "Performance" chapter.
 //!
-//! Run: `cargo run --release -p bench`.
+//! Run: `cargo run --release -p bench -- --compare`.
 
 use std::process::ExitCode;
 
-use bench::{Scale, machine};
+use bench::{Scale, compare, machine};
 
-const USAGE: &str = "usage: bench [--smoke]
+const USAGE: &str = "usage: bench [--compare] [--smoke]
+  --compare  also run the CPython baseline (bench/baseline.py) and print a table of both
   --smoke    tiny counts that only prove every figure runs; the values mean nothing";
 
 fn main() -> ExitCode {
+    let mut compare = false;
     let mut smoke = false;
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
+            "--compare" => compare = true,
             "--smoke" => smoke = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -24,7 +28,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    match run(smoke) {
+    match run(compare, smoke) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("bench: {error}");
@@ -33,10 +37,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(smoke: bool) -> bench::Result<()> {
+fn run(compare: bool, smoke: bool) -> bench::Result<()> {
+    if compare {
+        compare::check_python()?;
+    }
     let scale = if smoke { Scale::SMOKE } else { Scale::FULL };
     let machine = machine::describe();
     println!("# Rust runtime: {machine}");
-    bench::run(&scale)?;
+    let rust = bench::run(&scale)?;
+    if !compare {
+        return Ok(());
+    }
+    println!("# CPython baseline: {}", compare::script().display());
+    let python = compare::run_baseline(smoke)?;
+    println!();
+    print!("{}", compare::report(&machine, &rust, &python));
     Ok(())
 }
