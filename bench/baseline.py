@@ -85,15 +85,19 @@ def fork_wait():
 
 
 class Echo:
-    """A bare child that echoes 8-byte messages back."""
+    """A bare child that echoes 8-byte messages back; with `one_cpu`, the child and each round
+    trip are held to this process's first CPU (moving there is not timed)."""
 
-    def __init__(self):
+    def __init__(self, one_cpu=False):
+        self.cpu = min(os.sched_getaffinity(0)) if one_cpu else None
         down_read, self.to_child = os.pipe()
         self.from_child, up_write = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:
             os.close(self.to_child)
             os.close(self.from_child)
+            if self.cpu is not None:
+                os.sched_setaffinity(0, {self.cpu})
             while data := os.read(down_read, 8):
                 os.write(up_write, data)
             os._exit(0)
@@ -101,6 +105,16 @@ class Echo:
         os.close(up_write)
 
     def roundtrip(self):
+        if self.cpu is None:
+            return self.timed_roundtrip()
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {self.cpu})
+        try:
+            return self.timed_roundtrip()
+        finally:
+            os.sched_setaffinity(0, before)
+
+    def timed_roundtrip(self):
         start = time.perf_counter()
         os.write(self.to_child, b"\1" * 8)
         reply = b""
@@ -243,14 +257,18 @@ def forks(s):
 
 
 def pools(s):
-    echo = Echo()
+    # The echoing children end last, in the reverse order of their start (see lib.rs).
+    pinned, placed = Echo(one_cpu=True), Echo()
     with CTX.Pool(2) as pool, concurrent.futures.ProcessPoolExecutor(2, mp_context=CTX) as ex:
-        raw, apply, submit = alternate(
+        raw, scheduled, apply, submit = alternate(
             s["warmup"], s["samples"],
-            echo.roundtrip,
+            pinned.roundtrip,
+            placed.roundtrip,
             lambda: checked(lambda: [pool.apply_async(square, (7,)).get()], range(7, 8)),
             lambda: checked(lambda: [ex.submit(square, 7).result()], range(7, 8)),
         )
+        print("# bare pipe round trip with the ends where the scheduler puts them: "
+              f"{median_micros(scheduled):.1f} µs", flush=True)
         record("raw_pipe_roundtrip_median", median_micros(raw), "µs")
         record("pool_apply_async_get_median", median_micros(apply), "µs")
         record("ppe_submit_result_median", median_micros(submit), "µs")
@@ -265,7 +283,8 @@ def pools(s):
         record("pool_map_default_chunksize_wall", median_millis(default), "ms")
         record("pool_map_chunksize1_per_task", median_micros(chunk1, n), "µs")
         record("ppe_map_chunksize1_per_item", median_micros(ex_map, n), "µs")
-    echo.finish()
+    placed.finish()
+    pinned.finish()
 
 
 def big_messages(s):

@@ -82,7 +82,7 @@ impl Spec {
 
 /// The bare `fork` + `waitpid` floor.
 pub const RAW_FORK: &str = "raw_fork_wait_median";
-/// The bare pipe round-trip floor.
+/// The bare pipe round-trip floor, both ends held to one CPU.
 pub const RAW_ROUNDTRIP: &str = "raw_pipe_roundtrip_median";
 /// The bare pipe bandwidth floor.
 pub const RAW_BANDWIDTH: &str = "raw_pipe_bandwidth";

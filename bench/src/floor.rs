@@ -61,36 +61,75 @@ pub fn fork_wait() -> Result<Duration> {
 /// A bare child that echoes what it reads from one pipe into another, for timing round trips.
 pub struct Echo {
     child: Pid,
+    /// The CPU that both ends are held to, if any.
+    cpu: Option<usize>,
     to_child: File,
     from_child: File,
 }
 
 impl Echo {
-    /// Forks the echoing child. Fork it before any process that should not inherit its pipes:
-    /// it ends when every copy of its input's write end is closed.
+    /// Forks the echoing child, which runs wherever the scheduler puts it. Fork it before any
+    /// process that should not inherit its pipes: it ends when every copy of its input's write
+    /// end is closed.
     ///
     /// # Errors
     ///
     /// When the pipes or the child cannot be made.
     pub fn start() -> Result<Echo> {
+        Echo::start_on(None)
+    }
+
+    /// Forks the echoing child held to this process's first CPU, where each
+    /// [`roundtrip`](Echo::roundtrip) also holds the caller.
+    ///
+    /// Two processes that wake each other on two CPUs pay for waking an idle CPU, which on a
+    /// virtual machine costs several times a whole same-CPU round trip, and the scheduler
+    /// chooses one way or the other from run to run. On one CPU, the round trip is the best
+    /// the system does, and stays put.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Echo::start), and when the CPUs cannot be read or set.
+    pub fn start_on_one_cpu() -> Result<Echo> {
+        Echo::start_on(Some(first_cpu()?))
+    }
+
+    fn start_on(cpu: Option<usize>) -> Result<Echo> {
         let (down_read, down_write) = pipe()?;
         let (up_read, up_write) = pipe()?;
         let (to_child, from_child) = (File::from(down_write), File::from(up_read));
-        let child = spawn(&[&to_child, &from_child], move || echo(down_read, up_write))?;
+        let child = spawn(&[&to_child, &from_child], move || {
+            cpu.is_none_or(|cpu| set_cpus(&cpu_set(&[cpu])).is_ok()) && echo(down_read, up_write)
+        })?;
         Ok(Echo {
             child,
+            cpu,
             to_child,
             from_child,
         })
     }
 
-    /// One round trip: 8 bytes to the child and 8 bytes back.
+    /// One round trip: 8 bytes to the child and 8 bytes back; on the child's CPU, if it is held
+    /// to one (moving there is not timed).
     ///
     /// # Errors
     ///
-    /// When the child is gone.
-    // ANCHOR: roundtrip
+    /// When the child is gone, or the CPUs cannot be set.
     pub fn roundtrip(&mut self) -> Result<Duration> {
+        match self.cpu {
+            None => self.timed_roundtrip(),
+            Some(cpu) => {
+                let before = cpus()?;
+                set_cpus(&cpu_set(&[cpu]))?;
+                let result = self.timed_roundtrip();
+                set_cpus(&before)?;
+                result
+            }
+        }
+    }
+
+    // ANCHOR: roundtrip
+    fn timed_roundtrip(&mut self) -> Result<Duration> {
         let mut reply = [0; 8];
         let start = Instant::now();
         self.to_child.write_all(&[1; 8])?;
@@ -147,3 +186,43 @@ pub fn pipe_bandwidth(payload: &[u8], messages: usize) -> Result<Duration> {
     Ok(elapsed)
 }
 // ANCHOR_END: bandwidth
+
+/// The CPUs this thread may run on.
+fn cpus() -> Result<libc::cpu_set_t> {
+    let mut set = cpu_set(&[]);
+    // SAFETY: writes one `cpu_set_t` of the size given, which is ours.
+    match unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) } {
+        0 => Ok(set),
+        _ => Err(std::io::Error::last_os_error().into()),
+    }
+}
+
+/// The lowest-numbered CPU this thread may run on.
+fn first_cpu() -> Result<usize> {
+    let set = cpus()?;
+    // SAFETY: `CPU_ISSET` reads the set at an index below `CPU_SETSIZE`.
+    (0..libc::CPU_SETSIZE as usize)
+        .find(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .ok_or_else(|| "this thread may run on no CPU".into())
+}
+
+/// A set of the CPUs `cpus`, each below `CPU_SETSIZE`.
+fn cpu_set(cpus: &[usize]) -> libc::cpu_set_t {
+    // SAFETY: all-zero bytes are a valid, empty `cpu_set_t`.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        // SAFETY: `CPU_SET` writes the set at an index below `CPU_SETSIZE`, as the callers
+        // promise.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    set
+}
+
+/// Lets this thread run on the CPUs of `set` only; the kernel moves it at once if it must.
+fn set_cpus(set: &libc::cpu_set_t) -> Result<()> {
+    // SAFETY: reads one `cpu_set_t` of the size given.
+    match unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), set) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error().into()),
+    }
+}

@@ -127,22 +127,29 @@ fn forks(scale: &Scale, figures: &mut Figures) -> Result<()> {
 }
 
 /// The round trips against a bare pipe's, then the maps, on one `Pool(2)` and one
-/// `ProcessPoolExecutor(2)`.
+/// `ProcessPoolExecutor(2)`. The floor is the bare round trip with both ends on one CPU; the
+/// same left to the scheduler is a note.
 fn pools(scale: &Scale, figures: &mut Figures) -> Result<()> {
-    // The echoing child comes first; the pools' workers inherit its pipe, so it can only end
-    // after them.
-    let mut echo = floor::Echo::start()?;
+    // The echoing children come first and end last, in the reverse order: each process forked
+    // after one of them holds a copy of its input, which it only sees end once all are closed.
+    let mut pinned = floor::Echo::start_on_one_cpu()?;
+    let mut placed = floor::Echo::start()?;
     let pool = Pool::new(2)?;
     let executor = ProcessPoolExecutor::new(2)?;
-    let [raw, apply, submit] = alternate(
+    let [raw, scheduled, apply, submit] = alternate(
         scale.warmup,
         scale.samples,
         [
-            &mut || echo.roundtrip(),
+            &mut || pinned.roundtrip(),
+            &mut || placed.roundtrip(),
             &mut || pool::apply_async_get(&pool),
             &mut || pool::submit_result(&executor),
         ],
     )?;
+    figures.note(format!(
+        "bare pipe round trip with the ends where the scheduler puts them: {:.1} µs",
+        median_micros(&scheduled, 1)
+    ));
     figures.record(RAW_ROUNDTRIP, median_micros(&raw, 1));
     figures.record("pool_apply_async_get_median", median_micros(&apply, 1));
     figures.record("ppe_submit_result_median", median_micros(&submit, 1));
@@ -164,7 +171,8 @@ fn pools(scale: &Scale, figures: &mut Figures) -> Result<()> {
         median_micros(&executor_map, n),
     );
     drop((pool, executor));
-    echo.finish()
+    placed.finish()?;
+    pinned.finish()
 }
 
 /// Large messages through a bare pipe and through a `Queue`, in turns.
