@@ -7,7 +7,6 @@ use crate::Result;
 use crate::measure::time;
 
 /// The classic exponential Fibonacci: pure CPU, no memory traffic, no I/O.
-// ANCHOR: fib
 pub fn fib(n: u32) -> u64 {
     if n < 2 {
         u64::from(n)
@@ -15,7 +14,6 @@ pub fn fib(n: u32) -> u64 {
         fib(n - 1) + fib(n - 2)
     }
 }
-// ANCHOR_END: fib
 
 /// The smallest `n` for which one `fib(n)` takes at least `target` on this machine.
 pub fn calibrate(target: Duration) -> u32 {

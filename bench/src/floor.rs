@@ -168,7 +168,6 @@ fn echo(input: OwnedFd, output: OwnedFd) -> bool {
 /// # Errors
 ///
 /// When the pipe or the child fails, or fewer bytes arrive than were sent.
-// ANCHOR: bandwidth
 pub fn pipe_bandwidth(payload: &[u8], messages: usize) -> Result<Duration> {
     let (read_end, write_end) = pipe()?;
     let mut input = File::from(read_end);
@@ -185,7 +184,6 @@ pub fn pipe_bandwidth(payload: &[u8], messages: usize) -> Result<Duration> {
     reap(child)?;
     Ok(elapsed)
 }
-// ANCHOR_END: bandwidth
 
 /// The CPUs this thread may run on.
 fn cpus() -> Result<libc::cpu_set_t> {

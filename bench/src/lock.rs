@@ -13,7 +13,6 @@ use crate::process::succeeded;
 /// # Errors
 ///
 /// When the lock fails.
-// ANCHOR: uncontended
 pub fn uncontended(pairs: u64) -> Result<Duration> {
     let lock = Lock::new()?;
     let (elapsed, ()) = time(|| {
@@ -24,7 +23,6 @@ pub fn uncontended(pairs: u64) -> Result<Duration> {
     })?;
     Ok(elapsed)
 }
-// ANCHOR_END: uncontended
 
 /// Two processes doing `pairs` acquire/release pairs each on one lock, timed from the first
 /// start to the second join; the two forks are a small part of it.

@@ -31,6 +31,7 @@ pub type Contender<'a> = &'a mut dyn FnMut() -> Result<Duration>;
 /// # Errors
 ///
 /// The first error a contender returns.
+// ANCHOR: alternate
 pub fn alternate<const N: usize>(
     warmup: usize,
     samples: usize,
@@ -49,6 +50,7 @@ pub fn alternate<const N: usize>(
     }
     Ok(taken)
 }
+// ANCHOR_END: alternate
 
 /// The middle value (the mean of the two middle ones for an even count).
 ///

@@ -43,13 +43,11 @@ pub fn apply_async_get(pool: &Pool) -> Result<Duration> {
 /// # Errors
 ///
 /// When the executor fails.
-// ANCHOR: submit
 pub fn submit_result(executor: &ProcessPoolExecutor) -> Result<Duration> {
     let (elapsed, result) = time(|| Ok(*executor.submit(square, 7)?.result()?))?;
     check_squares(&[result], 7..8)?;
     Ok(elapsed)
 }
-// ANCHOR_END: submit
 
 /// `pool.map(square, 0..n)`, in the default chunk size.
 ///

@@ -16,11 +16,9 @@ use crate::process::succeeded;
 /// # Errors
 ///
 /// When the queue or the producer fails.
-// ANCHOR: ints
 pub fn ints(count: u64) -> Result<Duration> {
     transfer(count, |q: &Queue<u64>, i| q.put(i))
 }
-// ANCHOR_END: ints
 
 /// How long one producer takes to send `count` copies of `payload` (a `Vec<u8>`).
 ///
