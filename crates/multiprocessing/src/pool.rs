@@ -639,7 +639,10 @@ impl Slot {
             let mut state = lock(&slot.state);
             state.chunks[index] = Some(result);
             state.left -= 1;
-            if state.left == 0 {
+            let complete = state.left == 0;
+            // Wake the waiters after letting go of the lock, or they wake only to wait for it.
+            drop(state);
+            if complete {
                 slot.ready.notify_all();
             }
         })
