@@ -157,6 +157,14 @@ impl Error {
     pub(crate) fn os(context: &'static str) -> impl FnOnce(nix::Error) -> Error {
         move |errno| Error::Os { context, errno }
     }
+
+    /// Wraps a failed standard-library I/O call the same way (`EIO` if it carries no errno).
+    pub(crate) fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+        move |error| Error::Os {
+            context,
+            errno: nix::Error::from_raw(error.raw_os_error().unwrap_or(libc::EIO)),
+        }
+    }
 }
 
 impl fmt::Display for Error {

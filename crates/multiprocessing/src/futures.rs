@@ -577,10 +577,7 @@ impl ThreadPoolExecutor {
             let thread = std::thread::Builder::new()
                 .name(format!("ThreadPoolExecutor-0_{index}"))
                 .spawn(move || thread_worker(&shared, initializer, &ready))
-                .map_err(|error| Error::Os {
-                    context: "cannot start an executor thread",
-                    errno: nix::Error::from_raw(error.raw_os_error().unwrap_or(libc::EIO)),
-                })?;
+                .map_err(Error::io("cannot start an executor thread"))?;
             executor.threads.push(thread);
         }
         // Every thread reports its initializer; one that panicked breaks the executor now,

@@ -68,10 +68,7 @@ pub struct Connection {
 ///
 /// [`Error::Os`] when the sockets cannot be made (too many open files).
 pub fn pipe(duplex: bool) -> Result<(Connection, Connection)> {
-    let (first, second) = UnixStream::pair().map_err(|error| Error::Os {
-        context: "cannot make a pipe",
-        errno: errno_of(&error),
-    })?;
+    let (first, second) = UnixStream::pair().map_err(Error::io("cannot make a pipe"))?;
     let end = |stream, readable, writable| Connection {
         stream,
         readable,
@@ -87,11 +84,6 @@ pub fn pipe(duplex: bool) -> Result<(Connection, Connection)> {
         let _ = second.shutdown(std::net::Shutdown::Read);
         Ok((end(first, true, false), end(second, false, true)))
     }
-}
-
-/// The errno behind an I/O error, for [`Error::Os`].
-fn errno_of(error: &std::io::Error) -> nix::Error {
-    nix::Error::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
 }
 
 impl Connection {
@@ -332,9 +324,6 @@ fn read_some(stream: &mut UnixStream, buffer: &mut [u8]) -> Result<usize> {
 fn io_error(error: std::io::Error, context: &'static str) -> Error {
     match error.raw_os_error() {
         Some(libc::EPIPE | libc::ECONNRESET) => Error::Disconnected,
-        _ => Error::Os {
-            context,
-            errno: errno_of(&error),
-        },
+        _ => Error::io(context)(error),
     }
 }

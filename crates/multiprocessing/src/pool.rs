@@ -165,11 +165,11 @@ impl Builder {
             return Err(Error::NoWorkers);
         }
         let (commands, inbox) = mpsc::channel();
-        let (wake_reader, wake_writer) = UnixStream::pair()
-            .map_err(|error| os_error("cannot make the pool's wake-up", &error))?;
+        let (wake_reader, wake_writer) =
+            UnixStream::pair().map_err(Error::io("cannot make the pool's wake-up"))?;
         wake_reader
             .set_nonblocking(true)
-            .map_err(|error| os_error("cannot make the pool's wake-up", &error))?;
+            .map_err(Error::io("cannot make the pool's wake-up"))?;
         let broken = Arc::new(OnceLock::new());
         let mut manager = Manager {
             broken: broken.clone(),
@@ -200,7 +200,7 @@ impl Builder {
                 let _ = started.send(Ok(()));
                 manager.run();
             })
-            .map_err(|error| os_error("cannot start the pool's manager thread", &error))?;
+            .map_err(Error::io("cannot start the pool's manager thread"))?;
         match start.recv() {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
@@ -226,13 +226,6 @@ impl Builder {
             processes,
             detached: false,
         })
-    }
-}
-
-fn os_error(context: &'static str, error: &std::io::Error) -> Error {
-    Error::Os {
-        context,
-        errno: nix::Error::from_raw(error.raw_os_error().unwrap_or(libc::EIO)),
     }
 }
 
