@@ -127,6 +127,11 @@ pub enum Error {
     NoWorkers,
     /// A result was asked whether it succeeded before it was ready.
     NotReady,
+    /// A chunk size of 0 was asked for; Python raises `ValueError`.
+    InvalidChunksize,
+    /// The runtime dropped a task's result without setting it. Nothing in the runtime should
+    /// let this happen; the error stands where a wait without end would otherwise be.
+    ResultLost,
     /// A wait ran out of time; the runtime's one timeout error.
     Timeout {
         /// How long it waited.
@@ -247,6 +252,11 @@ impl fmt::Display for Error {
             }
             Error::NoWorkers => write!(f, "a pool needs at least 1 process and 1 task per child"),
             Error::NotReady => write!(f, "the result is not ready yet: wait() for it first"),
+            Error::InvalidChunksize => write!(f, "a chunk size must be at least 1"),
+            Error::ResultLost => write!(
+                f,
+                "the task's result was lost inside the runtime; please report this as a bug"
+            ),
             Error::Timeout { after } => write!(f, "timed out after {after:?}"),
             Error::WouldDeadlock => write!(
                 f,

@@ -11,9 +11,10 @@
 //! does every later `submit`. (A [`Pool`] replaces the worker instead.)
 
 use std::collections::VecDeque;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,32 +22,25 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
+use crate::completion::{Completer, Completion, Phase, completion};
 use crate::error::{Error, Result};
-use crate::pool::{self, ChunkResult, Job, Pool, decode_chunk};
+use crate::pool::{self, ChunkResult, Job, Pool, Reply, decode_results};
 use crate::process::catch_task;
 use crate::sync::{lock, wait_until};
 use crate::task::Task;
+use crate::window::{EncodedChunk, Pending, ValueChunk, Window};
 
-/// Where a future is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Pending,
-    Running,
-    Cancelled,
-    Finished,
-}
-
-type Callback<R> = Box<dyn FnOnce(&Future<R>) + Send>;
-
-struct FutureState<R> {
-    phase: Phase,
-    callbacks: Vec<Callback<R>>,
+/// What a finished call leaves: its value, as a thread returned it, or as a worker process
+/// encoded it, with the function that decodes it.
+enum Payload<R> {
+    Value(R),
+    Encoded(Vec<u8>, fn(ChunkResult) -> Result<R>),
 }
 
 struct FutureInner<R> {
-    state: Mutex<FutureState<R>>,
-    changed: Condvar,
-    /// Set once, when the call finishes (or is cancelled).
+    completion: Completion<Payload<R>>,
+    /// The outcome, decoded on first read by whichever thread reads it first; never by an
+    /// executor's own thread.
     outcome: OnceLock<Result<R>>,
 }
 
@@ -86,27 +80,23 @@ impl<R> Clone for Future<R> {
 impl<R> std::fmt::Debug for Future<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Future")
-            .field("state", &lock(&self.inner.state).phase)
+            .field("state", &self.inner.completion.phase())
             .finish()
     }
 }
 
 impl<R> Future<R> {
-    fn new() -> Future<R> {
+    fn new(completion: Completion<Payload<R>>) -> Future<R> {
         Future {
             inner: Arc::new(FutureInner {
-                state: Mutex::new(FutureState {
-                    phase: Phase::Pending,
-                    callbacks: Vec::new(),
-                }),
-                changed: Condvar::new(),
+                completion,
                 outcome: OnceLock::new(),
             }),
         }
     }
 
     fn phase(&self) -> Phase {
-        lock(&self.inner.state).phase
+        self.inner.completion.phase()
     }
 
     /// Whether a worker is running the call now.
@@ -116,7 +106,7 @@ impl<R> Future<R> {
 
     /// Whether the call has finished or was cancelled.
     pub fn done(&self) -> bool {
-        matches!(self.phase(), Phase::Finished | Phase::Cancelled)
+        self.phase().is_done()
     }
 
     /// Whether the future was cancelled.
@@ -125,29 +115,22 @@ impl<R> Future<R> {
     }
 
     /// Cancels the call if it has not started; returns whether the future is now cancelled
-    /// (false when it is running or done): Python's `cancel()`.
+    /// (false when it is running or done): Python's `cancel()`. A call waiting in a process
+    /// executor's queue is never sent ahead to a busy worker, so it stays cancellable until
+    /// a worker starts it.
     pub fn cancel(&self) -> bool {
-        let mut state = lock(&self.inner.state);
-        match state.phase {
-            Phase::Cancelled => true,
-            Phase::Running | Phase::Finished => false,
-            Phase::Pending => {
-                state.phase = Phase::Cancelled;
-                let _ = self.inner.outcome.set(Err(Error::Cancelled));
-                self.notify(state);
-                true
-            }
-        }
+        self.inner.completion.cancel()
     }
 
     /// Waits for the call and returns its result: Python's `result()`.
     ///
     /// # Errors
     ///
-    /// The call's error ([`Error::TaskPanicked`], [`Error::BrokenProcessPool`], ...), or
-    /// [`Error::Cancelled`].
+    /// The call's error ([`Error::TaskPanicked`], [`Error::BrokenProcessPool`], ...),
+    /// [`Error::Cancelled`], or [`Error::Decode`] when the result cannot be decoded (its
+    /// `Deserialize` failed or panicked).
     pub fn result(&self) -> Result<&R> {
-        self.wait_until(None);
+        self.inner.completion.wait(None);
         self.outcome()
     }
 
@@ -157,7 +140,7 @@ impl<R> Future<R> {
     ///
     /// [`Error::Timeout`] when it is not done in time, and as [`result`](Future::result).
     pub fn result_timeout(&self, timeout: Duration) -> Result<&R> {
-        if !self.wait_until(crate::deadline_after(timeout)) {
+        if !self.wait(Some(timeout)) {
             return Err(Error::Timeout { after: timeout });
         }
         self.outcome()
@@ -166,78 +149,93 @@ impl<R> Future<R> {
     /// Waits for the call and returns its error, or `None` when it succeeded: Python's
     /// `exception()`. A cancelled future gives [`Error::Cancelled`].
     pub fn exception(&self) -> Option<Error> {
-        self.wait_until(None);
+        self.inner.completion.wait(None);
         self.outcome().err()
+    }
+
+    /// Waits at most `timeout` for the call and returns its error, or `None` when it
+    /// succeeded: Python's `exception(timeout)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when it is not done in time.
+    pub fn exception_timeout(&self, timeout: Duration) -> Result<Option<Error>> {
+        if !self.wait(Some(timeout)) {
+            return Err(Error::Timeout { after: timeout });
+        }
+        Ok(self.outcome().err())
     }
 
     /// Waits at most `timeout` (`None`: as long as it takes); returns whether it is done.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
-        self.wait_until(timeout.and_then(crate::deadline_after))
+        self.inner
+            .completion
+            .wait(timeout.and_then(crate::deadline_after))
     }
 
-    /// Calls `callback` with this future once it is done (at once, if it is): Python's
-    /// `add_done_callback`. It runs on the thread that completes the future.
-    pub fn add_done_callback(&self, callback: impl FnOnce(&Future<R>) + Send + 'static) {
-        let mut state = lock(&self.inner.state);
-        if matches!(state.phase, Phase::Finished | Phase::Cancelled) {
-            drop(state);
-            callback(self);
-        } else {
-            state.callbacks.push(Box::new(callback));
-        }
+    /// Calls `callback` with this future once it is done: Python's `add_done_callback`.
+    ///
+    /// A future that is done already calls it at once, on this thread. Otherwise a process
+    /// executor's future calls it on the executor's callback thread, after the callbacks of
+    /// futures done before, and a thread executor's on the worker thread that ran the call.
+    /// A callback that panics is logged at error level and costs nothing else; one that
+    /// blocks delays only the callbacks behind it, never a result.
+    pub fn add_done_callback(&self, callback: impl FnOnce(&Future<R>) + Send + 'static)
+    where
+        R: Send + Sync + 'static,
+    {
+        let future = self.clone();
+        self.inner.completion.on_done(move || callback(&future));
+    }
+
+    /// Calls `notify` once the future is done, on the thread that completes it: for the
+    /// runtime's own bookkeeping, which must never wait behind a user's callback.
+    fn on_done_inline(&self, notify: impl FnOnce() + Send + 'static)
+    where
+        R: Send + Sync + 'static,
+    {
+        self.inner.completion.on_done_inline(notify);
     }
 
     fn outcome(&self) -> Result<&R> {
-        match self
+        let outcome = self
             .inner
             .outcome
-            .get()
-            .expect("a done future has an outcome")
-        {
-            Ok(value) => Ok(value),
-            Err(error) => Err(error.clone()),
-        }
+            .get_or_init(|| match self.inner.completion.take() {
+                Some(Ok(Payload::Value(value))) => Ok(value),
+                Some(Ok(Payload::Encoded(bytes, decode))) => decode(Ok(bytes)),
+                Some(Err(error)) => Err(error),
+                None => Err(Error::ResultLost),
+            });
+        outcome.as_ref().map_err(Error::clone)
+    }
+}
+
+/// Where a process executor's call delivers its result: the future's completer, which may be
+/// withdrawn (cancelled) until a worker takes the call.
+struct FutureReply<R>(Completer<Payload<R>>);
+
+impl<R: DeserializeOwned + Send + 'static> Reply for FutureReply<R> {
+    fn start(&self) -> bool {
+        self.0.start()
     }
 
-    /// Waits until done or `deadline`; whether it is done.
-    fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        let state = lock(&self.inner.state);
-        wait_until(&self.inner.changed, state, deadline, |state| {
-            matches!(state.phase, Phase::Finished | Phase::Cancelled)
-        })
-        .is_some()
-    }
-
-    /// Marks it running, unless it was cancelled; whether it may run.
-    fn set_running(&self) -> bool {
-        let mut state = lock(&self.inner.state);
-        if state.phase != Phase::Pending {
-            return false;
-        }
-        state.phase = Phase::Running;
+    fn cancellable(&self) -> bool {
         true
     }
 
-    /// Stores the outcome and wakes whoever waits.
-    fn finish(&self, outcome: Result<R>) {
-        let mut state = lock(&self.inner.state);
-        if state.phase == Phase::Cancelled {
-            return;
-        }
-        state.phase = Phase::Finished;
-        let _ = self.inner.outcome.set(outcome);
-        self.notify(state);
+    fn send(self: Box<Self>, result: ChunkResult) {
+        self.0
+            .set(result.map(|bytes| Payload::Encoded(bytes, decode_one::<R>)));
     }
+}
 
-    /// Wakes waiters, then runs the callbacks without holding the lock.
-    fn notify(&self, mut state: MutexGuard<'_, FutureState<R>>) {
-        let callbacks = std::mem::take(&mut state.callbacks);
-        drop(state);
-        self.inner.changed.notify_all();
-        for callback in callbacks {
-            callback(self);
-        }
-    }
+/// A one-call chunk's result, decoded.
+fn decode_one<R: DeserializeOwned>(chunk: ChunkResult) -> Result<R> {
+    decode_results(&chunk, 1)
+        .into_iter()
+        .next()
+        .unwrap_or(Err(Error::ResultLost))
 }
 
 /// What the executor keeps of a future it may have to cancel at shutdown.
@@ -259,8 +257,16 @@ impl<R: Send + Sync + 'static> Cancel for Future<R> {
 /// The futures an executor has handed out and not seen done, for `shutdown(cancel_futures)`.
 #[derive(Default)]
 struct Outstanding {
-    futures: Mutex<Vec<Box<dyn Cancel>>>,
+    futures: Mutex<Tracked>,
     shut_down: AtomicBool,
+}
+
+#[derive(Default)]
+struct Tracked {
+    futures: Vec<Box<dyn Cancel>>,
+    /// The length at which the done ones are next dropped: twice what was left last time,
+    /// so that a burst of submissions costs constant time each, not a scan of all.
+    prune_at: usize,
 }
 
 impl Outstanding {
@@ -268,17 +274,28 @@ impl Outstanding {
         if self.shut_down.load(Ordering::SeqCst) {
             return Err(Error::Shutdown);
         }
-        let mut futures = lock(&self.futures);
-        futures.retain(|future| !future.done());
-        futures.push(Box::new(future.clone()));
+        let mut tracked = lock(&self.futures);
+        if tracked.futures.len() >= tracked.prune_at {
+            tracked.futures.retain(|future| !future.done());
+            tracked.prune_at = (2 * tracked.futures.len()).max(64);
+        }
+        tracked.futures.push(Box::new(future.clone()));
         Ok(())
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.shut_down.load(Ordering::SeqCst) {
+            Err(Error::Shutdown)
+        } else {
+            Ok(())
+        }
     }
 
     /// Refuses new work from now on; with `cancel`, cancels what has not started.
     fn shut_down(&self, cancel: bool) {
         self.shut_down.store(true, Ordering::SeqCst);
         if cancel {
-            for future in lock(&self.futures).drain(..) {
+            for future in lock(&self.futures).futures.drain(..) {
                 future.cancel();
             }
         }
@@ -413,59 +430,48 @@ impl ProcessPoolExecutor {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let future = Future::new();
-        self.outstanding.track(&future)?;
-        self.send(
-            Task::new(f),
-            std::slice::from_ref(&arg),
-            {
-                let future = future.clone();
-                move |mut results: Vec<Result<R>>| future.finish(results.remove(0))
-            },
-            Some(future.clone()),
-        )?;
-        Ok(future)
-    }
-
-    /// Sends a chunk of arguments; `done` gets one decoded result per argument.
-    fn send<A, R, F, T>(
-        &self,
-        task: Task<A, R>,
-        args: &[A],
-        done: F,
-        future: Option<Future<T>>,
-    ) -> Result<()>
-    where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-        F: FnOnce(Vec<Result<R>>) + Send + 'static,
-        T: Send + Sync + 'static,
-    {
         let pool = self.pool.as_ref().ok_or(Error::Shutdown)?;
-        let start = future.map(|future| {
-            Box::new(move || future.set_running()) as Box<dyn FnOnce() -> bool + Send>
-        });
-        let count = args.len();
+        let args = codec::encode(std::slice::from_ref(&arg))?;
+        let (completion, completer) = completion(Some(pool.dispatcher()));
+        let future = Future::new(completion);
+        self.outstanding.track(&future)?;
         pool.submit(Job {
-            task: task.to_ref(),
-            args: codec::encode(args)?,
-            count,
-            start,
-            done: Box::new(move |chunk: ChunkResult| done(decode_chunk(&chunk, count))),
-        })
+            task: Task::new(f).to_ref(),
+            args,
+            count: 1,
+            reply: Box::new(FutureReply(completer)),
+        })?;
+        Ok(future)
     }
 
     /// Calls `f` on each input and yields the results in input order: Python's `map`.
     ///
     /// Inputs are taken lazily, a bounded number ahead of the results read; set a timeout
     /// and a chunk size on the returned iterator before reading it.
-    pub fn map<A, R, I>(&self, f: fn(A) -> R, inputs: I) -> Map<'_, Self, A, R, I::IntoIter>
+    pub fn map<'a, A, R, I>(&'a self, f: fn(A) -> R, inputs: I) -> Map<'a, A, R, I::IntoIter>
     where
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + Sync + 'static,
         I: IntoIterator<Item = A>,
     {
-        Map::new(self, f, inputs.into_iter(), self.workers())
+        let task = Task::new(f).to_ref();
+        let send = move |chunk: Vec<A>| -> Result<Box<dyn Pending<R> + 'a>> {
+            self.outstanding.check_open()?;
+            let pool = self.pool.as_ref().ok_or(Error::Shutdown)?;
+            let count = chunk.len();
+            let completion = pool.submit_chunk(task, codec::encode(&chunk)?, count)?;
+            Ok(Box::new(EncodedChunk {
+                completion,
+                count,
+                _result: PhantomData,
+            }))
+        };
+        Map::new(Window::new(
+            inputs.into_iter(),
+            1,
+            2 * self.workers(),
+            Box::new(send),
+        ))
     }
 
     fn workers(&self) -> usize {
@@ -595,22 +601,24 @@ impl ThreadPoolExecutor {
     /// # Errors
     ///
     /// [`Error::Shutdown`] after [`shutdown`](ThreadPoolExecutor::shutdown).
+    /// Schedules `f(arg)` and returns its future: Python's `submit`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`shutdown`](ThreadPoolExecutor::shutdown).
     pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Future<R>>
     where
         A: Send + 'static,
         R: Send + Sync + 'static,
     {
-        let future = Future::new();
+        let (completion, completer) = completion(None);
+        let future = Future::new(completion);
         self.outstanding.track(&future)?;
-        let job = {
-            let future = future.clone();
-            move || {
-                if future.set_running() {
-                    future.finish(run_here(f, arg));
-                }
+        self.push(Box::new(move || {
+            if completer.start() {
+                completer.set(run_here(f, arg).map(Payload::Value));
             }
-        };
-        self.push(Box::new(job))?;
+        }))?;
         Ok(future)
     }
 
@@ -625,13 +633,27 @@ impl ThreadPoolExecutor {
     }
 
     /// Calls `f` on each input and yields the results in input order: Python's `map`.
-    pub fn map<A, R, I>(&self, f: fn(A) -> R, inputs: I) -> Map<'_, Self, A, R, I::IntoIter>
+    pub fn map<'a, A, R, I>(&'a self, f: fn(A) -> R, inputs: I) -> Map<'a, A, R, I::IntoIter>
     where
         A: Send + 'static,
         R: Send + 'static,
         I: IntoIterator<Item = A>,
     {
-        Map::new(self, f, inputs.into_iter(), self.threads.len().max(1))
+        let send = move |chunk: Vec<A>| -> Result<Box<dyn Pending<R> + 'a>> {
+            self.outstanding.check_open()?;
+            let count = chunk.len();
+            let (completion, completer) = completion(None);
+            self.push(Box::new(move || {
+                completer.set(Ok(chunk.into_iter().map(|arg| run_here(f, arg)).collect()));
+            }))?;
+            Ok(Box::new(ValueChunk { completion, count }))
+        };
+        Map::new(Window::new(
+            inputs.into_iter(),
+            1,
+            2 * self.threads.len().max(1),
+            Box::new(send),
+        ))
     }
 
     /// Stops taking calls: Python's `shutdown(wait, cancel_futures)`; see
@@ -689,115 +711,30 @@ fn thread_worker(
     }
 }
 
-/// An executor that can run a chunk of calls and report each result: what [`Map`] needs.
-pub trait RunChunk<A, R> {
-    /// Runs `f` on each of `args`; `done` gets the results, in order.
-    ///
-    /// # Errors
-    ///
-    /// When the chunk cannot be scheduled (shut down, broken, an argument not encodable).
-    fn run_chunk(
-        &self,
-        f: fn(A) -> R,
-        args: Vec<A>,
-        done: Box<dyn FnOnce(Vec<Result<R>>) + Send>,
-    ) -> Result<()>;
-}
-
-impl<A, R> RunChunk<A, R> for ProcessPoolExecutor
-where
-    A: Serialize + DeserializeOwned,
-    R: Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    fn run_chunk(
-        &self,
-        f: fn(A) -> R,
-        args: Vec<A>,
-        done: Box<dyn FnOnce(Vec<Result<R>>) + Send>,
-    ) -> Result<()> {
-        if self.outstanding.shut_down.load(Ordering::SeqCst) {
-            return Err(Error::Shutdown);
-        }
-        self.send(Task::new(f), &args, done, None::<Future<()>>)
-    }
-}
-
-impl<A, R> RunChunk<A, R> for ThreadPoolExecutor
-where
-    A: Send + 'static,
-    R: Send + 'static,
-{
-    fn run_chunk(
-        &self,
-        f: fn(A) -> R,
-        args: Vec<A>,
-        done: Box<dyn FnOnce(Vec<Result<R>>) + Send>,
-    ) -> Result<()> {
-        self.push(Box::new(move || {
-            done(args.into_iter().map(|arg| run_here(f, arg)).collect());
-        }))
-    }
-}
-
-/// A one-shot hand-over from the thread that completes a chunk to the reader of [`Map`].
-struct Handoff<T> {
-    value: Mutex<Option<T>>,
-    ready: Condvar,
-}
-
-impl<T> Handoff<T> {
-    fn put(&self, value: T) {
-        *lock(&self.value) = Some(value);
-        self.ready.notify_all();
-    }
-
-    /// Takes the value, waiting until `deadline`; `None` when it passed.
-    fn take(&self, deadline: Option<Instant>) -> Option<T> {
-        wait_until(&self.ready, lock(&self.value), deadline, |value| {
-            value.is_some()
-        })?
-        .take()
-    }
-}
-
 /// The results of an executor's `map`, in input order: Python's `Executor.map`.
 ///
 /// Nothing is scheduled until the first result is read; then inputs are taken a bounded
 /// number of chunks ahead. Set [`timeout`](Map::timeout) (measured from the first read, as
 /// Python measures it from the call) and [`chunksize`](Map::chunksize) before reading.
-pub struct Map<'a, E, A, R, I> {
-    executor: &'a E,
-    f: fn(A) -> R,
-    inputs: I,
-    chunksize: usize,
-    ahead: usize,
+pub struct Map<'a, A, R, I> {
+    window: Window<'a, A, R, I>,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
-    pending: VecDeque<Arc<Handoff<Vec<Result<R>>>>>,
-    ready: VecDeque<Result<R>>,
-    exhausted: bool,
-    failed: bool,
+    started: bool,
 }
 
-impl<'a, E, A, R, I> Map<'a, E, A, R, I> {
-    fn new(executor: &'a E, f: fn(A) -> R, inputs: I, workers: usize) -> Self {
+impl<'a, A, R, I: Iterator<Item = A>> Map<'a, A, R, I> {
+    fn new(window: Window<'a, A, R, I>) -> Self {
         Map {
-            executor,
-            f,
-            inputs,
-            chunksize: 1,
-            ahead: 2 * workers,
+            window,
             timeout: None,
             deadline: None,
-            pending: VecDeque::new(),
-            ready: VecDeque::new(),
-            exhausted: false,
-            failed: false,
+            started: false,
         }
     }
 
     /// Fails with [`Error::Timeout`] for any result not ready within `timeout` of the first
-    /// read.
+    /// read, and ends there.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -805,63 +742,30 @@ impl<'a, E, A, R, I> Map<'a, E, A, R, I> {
     }
 
     /// Sends inputs in chunks of `chunksize` (1 by default), which saves round trips for a
-    /// process executor.
+    /// process executor. A `chunksize` of 0 makes the first item
+    /// [`Error::InvalidChunksize`], as Python raises `ValueError`.
     #[must_use]
     pub fn chunksize(mut self, chunksize: usize) -> Self {
-        self.chunksize = chunksize.max(1);
+        self.window.chunksize = chunksize;
         self
     }
 }
 
-impl<E, A, R, I> Iterator for Map<'_, E, A, R, I>
-where
-    E: RunChunk<A, R>,
-    R: Send + 'static,
-    I: Iterator<Item = A>,
-{
+impl<A, R, I: Iterator<Item = A>> Iterator for Map<'_, A, R, I> {
     type Item = Result<R>;
 
     fn next(&mut self) -> Option<Result<R>> {
-        if self.failed {
-            return None;
-        }
-        if let Some(result) = self.ready.pop_front() {
-            return Some(result);
-        }
-        if self.deadline.is_none() {
+        if !self.started {
+            self.started = true;
             self.deadline = self.timeout.and_then(crate::deadline_after);
         }
-        while !self.exhausted && self.pending.len() < self.ahead {
-            let chunk: Vec<A> = self.inputs.by_ref().take(self.chunksize).collect();
-            if chunk.is_empty() {
-                self.exhausted = true;
-                break;
-            }
-            let handoff = Arc::new(Handoff {
-                value: Mutex::new(None),
-                ready: Condvar::new(),
-            });
-            let done = {
-                let handoff = handoff.clone();
-                Box::new(move |results| handoff.put(results))
-            };
-            if let Err(error) = self.executor.run_chunk(self.f, chunk, done) {
-                self.failed = true;
-                return Some(Err(error));
-            }
-            self.pending.push_back(handoff);
+        let next = self
+            .window
+            .next_until(self.deadline, self.timeout.unwrap_or_default());
+        if let Some(Err(Error::Timeout { .. })) = next {
+            self.window.fail();
         }
-        let handoff = self.pending.pop_front()?;
-        match handoff.take(self.deadline) {
-            Some(results) => self.ready.extend(results),
-            None => {
-                self.failed = true;
-                return Some(Err(Error::Timeout {
-                    after: self.timeout.unwrap_or_default(),
-                }));
-            }
-        }
-        self.ready.pop_front()
+        next
     }
 }
 
@@ -910,13 +814,15 @@ pub fn wait<R: Send + Sync + 'static>(
     return_when: ReturnWhen,
     timeout: Option<Duration>,
 ) -> Waited<'_, R> {
+    let futures = distinct(futures);
     let deadline = timeout.and_then(crate::deadline_after);
-    let completions = notify_on_completion(futures);
+    let completions = notify_on_completion(&futures);
     loop {
         let done = futures.iter().filter(|future| future.done()).count();
+        // A cancelled future is done, but raised nothing: Python does not count it.
         let failed = futures
             .iter()
-            .any(|future| future.done() && future.exception().is_some());
+            .any(|future| future.done() && !future.cancelled() && future.exception().is_some());
         let satisfied = match return_when {
             ReturnWhen::FirstCompleted => done > 0,
             ReturnWhen::FirstException => failed || done == futures.len(),
@@ -926,8 +832,20 @@ pub fn wait<R: Send + Sync + 'static>(
             break;
         }
     }
-    let (done, not_done) = futures.iter().partition(|future| future.done());
+    let (done, not_done) = futures.into_iter().partition(|future| future.done());
     Waited { done, not_done }
+}
+
+/// Each future once, in the order of first appearance: Python's functions take a set.
+fn distinct<R>(futures: &[Future<R>]) -> Vec<&Future<R>> {
+    let mut seen: Vec<&Future<R>> = Vec::with_capacity(futures.len());
+    let mut addresses = std::collections::HashSet::with_capacity(futures.len());
+    for future in futures {
+        if addresses.insert(Arc::as_ptr(&future.inner)) {
+            seen.push(future);
+        }
+    }
+    seen
 }
 
 /// Yields `futures` as they complete, then stops: Python's `as_completed`. Once `timeout`
@@ -936,18 +854,20 @@ pub fn as_completed<R: Send + Sync + 'static>(
     futures: &[Future<R>],
     timeout: Option<Duration>,
 ) -> AsCompleted<'_, R> {
+    let futures = distinct(futures);
     AsCompleted {
+        completions: notify_on_completion(&futures),
+        left: futures.len(),
         futures,
-        completions: notify_on_completion(futures),
         deadline: timeout.and_then(crate::deadline_after),
         timeout,
-        left: futures.len(),
     }
 }
 
 /// The iterator [`as_completed`] returns.
 pub struct AsCompleted<'a, R> {
-    futures: &'a [Future<R>],
+    /// Each future once.
+    futures: Vec<&'a Future<R>>,
     completions: mpsc::Receiver<usize>,
     deadline: Option<Instant>,
     timeout: Option<Duration>,
@@ -970,7 +890,7 @@ impl<'a, R> Iterator for AsCompleted<'a, R> {
         match received {
             Some(index) => {
                 self.left -= 1;
-                Some(Ok(&self.futures[index]))
+                Some(Ok(self.futures[index]))
             }
             None => {
                 self.left = 0;
@@ -983,11 +903,11 @@ impl<'a, R> Iterator for AsCompleted<'a, R> {
 }
 
 /// A channel that receives each future's index once it is done.
-fn notify_on_completion<R: Send + Sync + 'static>(futures: &[Future<R>]) -> mpsc::Receiver<usize> {
+fn notify_on_completion<R: Send + Sync + 'static>(futures: &[&Future<R>]) -> mpsc::Receiver<usize> {
     let (sender, receiver) = mpsc::channel();
     for (index, future) in futures.iter().enumerate() {
         let sender = sender.clone();
-        future.add_done_callback(move |_| {
+        future.on_done_inline(move || {
             let _ = sender.send(index);
         });
     }

@@ -47,6 +47,7 @@
 //! ```
 
 pub mod codec;
+mod completion;
 pub mod error;
 pub mod futures;
 pub mod lock;
@@ -60,6 +61,7 @@ mod shm;
 mod sync;
 pub mod task;
 pub mod value;
+mod window;
 
 pub use error::{Error, Result};
 

@@ -17,8 +17,9 @@ use std::io::{Read, Write};
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,11 +28,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
+use crate::completion::{Completer, Completion, Dispatcher, completion};
 use crate::error::{Error, Result};
 use crate::pipe::{Connection, pipe};
 use crate::process::{Builder as ProcessBuilder, ExitStatus, Process, catch_task};
-use crate::sync::{lock, wait_until};
+use crate::sync::lock;
 use crate::task::{ChunkResults, Task, TaskRef};
+use crate::window::{EncodedChunk, Pending, Window};
 
 /// How long terminated workers get to end before they are killed.
 const TERMINATE_GRACE: Duration = Duration::from_secs(1);
@@ -40,6 +43,10 @@ const TERMINATE_GRACE: Duration = Duration::from_secs(1);
 /// a worker running small tasks does not sit idle while its last result travels back and the
 /// next task travels out. Large chunks go one at a time, which keeps the load balanced.
 const ITEMS_AHEAD: usize = 4;
+
+/// How many times in a row the pool tries to start a worker in place of one that ended,
+/// before it gives the place up.
+const START_TRIES: usize = 3;
 
 /// What came back for a chunk: its results as the worker encoded them (a
 /// [`ChunkResults`](crate::task::ChunkResults)), or why the whole chunk has none (its worker
@@ -58,51 +65,63 @@ const DECODE_FAILED: u8 = 1;
 const ENCODE_FAILED: u8 = 2;
 const PANICKED: u8 = 3;
 
-/// A chunk of work and what to do with its results.
+/// Where a chunk's result goes. It is a [`Completer`] underneath, so a job dropped on any
+/// path, unanswered, fails its waiters instead of leaving them waiting.
+pub(crate) trait Reply: Send {
+    /// Called just before the job goes to a worker; `false` withdraws it (a cancelled
+    /// future).
+    fn start(&self) -> bool;
+
+    /// Whether the job can still be withdrawn until it starts: such a job goes only to an
+    /// idle worker, never ahead to a busy one, where a cancel could no longer reach it.
+    fn cancellable(&self) -> bool {
+        false
+    }
+
+    /// Delivers the result.
+    fn send(self: Box<Self>, result: ChunkResult);
+}
+
+impl Reply for Completer<Vec<u8>> {
+    fn start(&self) -> bool {
+        true
+    }
+
+    fn send(self: Box<Self>, result: ChunkResult) {
+        self.set(result);
+    }
+}
+
+/// A chunk of work and where its results go.
 pub(crate) struct Job {
     pub(crate) task: TaskRef,
     /// The chunk's arguments, encoded together as one `Vec<A>`.
     pub(crate) args: Vec<u8>,
     /// How many arguments that is.
     pub(crate) count: usize,
-    /// Called just before the job goes to a worker; `false` withdraws it (a cancelled
-    /// future), and then neither it nor `done` is called again.
-    pub(crate) start: Option<Box<dyn FnOnce() -> bool + Send>>,
-    pub(crate) done: Box<dyn FnOnce(ChunkResult) + Send>,
+    pub(crate) reply: Box<dyn Reply>,
 }
 
 impl Job {
-    /// A job with nothing to do before it starts.
-    pub(crate) fn new(
-        task: TaskRef,
-        args: Vec<u8>,
-        count: usize,
-        done: Box<dyn FnOnce(ChunkResult) + Send>,
-    ) -> Job {
-        Job {
-            task,
-            args,
-            count,
-            start: None,
-            done,
-        }
-    }
-
     /// Finishes the job with `error` for each of its items.
     fn fail(self, error: &Error) {
-        (self.done)(Err(error.clone()));
+        self.reply.send(Err(error.clone()));
     }
 }
 
-/// A chunk's results, decoded: each item's value, or why it has none.
-pub(crate) fn decode_chunk<R: DeserializeOwned>(
+/// A chunk's results, decoded: each item's value, or why it has none. A result type whose
+/// decoding panics fails its items with [`Error::Decode`]; the panic goes no further.
+pub(crate) fn decode_results<R: DeserializeOwned>(
     chunk: &ChunkResult,
     count: usize,
 ) -> Vec<Result<R>> {
-    let decoded = chunk
-        .as_ref()
-        .map_err(Error::clone)
-        .and_then(|bytes| codec::decode::<ChunkResults<R>>(bytes));
+    let decoded = chunk.as_ref().map_err(Error::clone).and_then(|bytes| {
+        catch_task(|| codec::decode::<ChunkResults<R>>(bytes)).unwrap_or_else(|panic| {
+            Err(Error::Decode {
+                message: format!("decoding a result panicked: {panic}"),
+            })
+        })
+    });
     match decoded {
         Ok(items) => items
             .into_iter()
@@ -167,9 +186,12 @@ impl Builder {
         let (commands, inbox) = mpsc::channel();
         let (wake_reader, wake_writer) =
             UnixStream::pair().map_err(Error::io("cannot make the pool's wake-up"))?;
-        wake_reader
-            .set_nonblocking(true)
-            .map_err(Error::io("cannot make the pool's wake-up"))?;
+        // Neither end ever blocks: a wake-up that does not fit means the manager has plenty
+        // waiting for it already, and a caller must never wait for the manager to read.
+        for end in [&wake_reader, &wake_writer] {
+            end.set_nonblocking(true)
+                .map_err(Error::io("cannot make the pool's wake-up"))?;
+        }
         let broken = Arc::new(OnceLock::new());
         let mut manager = Manager {
             broken: broken.clone(),
@@ -223,6 +245,7 @@ impl Builder {
             }),
             wake: wake_writer,
             manager: Mutex::new(Some(thread)),
+            dispatcher: Dispatcher::default(),
             processes,
             detached: false,
         })
@@ -252,12 +275,15 @@ impl Builder {
 ///
 /// The lesson `lesson-pool` runs more.
 pub struct Pool {
-    /// Set when a pool that breaks on a worker's death has broken: why.
+    /// Set when the pool has broken (a worker of a pool that breaks on a death died, or no
+    /// worker could be started): why.
     broken: Arc<OnceLock<Error>>,
     commands: Mutex<Commands>,
-    /// Written to after each command, to wake the manager from `poll`.
+    /// Written to after each command, to wake the manager from `poll`; never blocks.
     wake: UnixStream,
     manager: Mutex<Option<JoinHandle<()>>>,
+    /// Runs the callbacks of results, off the manager thread.
+    dispatcher: Dispatcher,
     processes: usize,
     /// Set by `detach`: dropping the pool then leaves its manager to finish on its own.
     detached: bool,
@@ -313,7 +339,7 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// As [`map`](Pool::map).
+    /// [`Error::InvalidChunksize`] for 0, and as [`map`](Pool::map).
     pub fn map_chunked<A, R>(
         &self,
         f: fn(A) -> R,
@@ -329,7 +355,8 @@ impl Pool {
             .get()
     }
 
-    /// Starts a [`map`](Pool::map) and returns at once: Python's `map_async`.
+    /// Starts a [`map`](Pool::map) and returns at once: Python's `map_async`. Add callbacks
+    /// to the result with [`AsyncResult::callback`] and [`AsyncResult::error_callback`].
     ///
     /// # Errors
     ///
@@ -363,45 +390,93 @@ impl Pool {
         B: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
+        self.starmap_async(f, inputs)?.get()
+    }
+
+    /// [`starmap`](Pool::starmap) with chunks of `chunksize` pairs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidChunksize`] for 0, and as [`map`](Pool::map).
+    pub fn starmap_chunked<A, B, R>(
+        &self,
+        f: fn(A, B) -> R,
+        inputs: impl IntoIterator<Item = (A, B)>,
+        chunksize: usize,
+    ) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        B: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
         let args: Vec<(A, B)> = inputs.into_iter().collect();
-        let chunksize = default_chunksize(args.len(), self.processes);
         self.submit_all(Task::pair(f).to_ref(), &args, chunksize)?
             .get()
+    }
+
+    /// Starts a [`starmap`](Pool::starmap) and returns at once: Python's `starmap_async`.
+    ///
+    /// # Errors
+    ///
+    /// As [`map_async`](Pool::map_async).
+    pub fn starmap_async<A, B, R>(
+        &self,
+        f: fn(A, B) -> R,
+        inputs: impl IntoIterator<Item = (A, B)>,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize + DeserializeOwned,
+        B: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        let args: Vec<(A, B)> = inputs.into_iter().collect();
+        let chunksize = default_chunksize(args.len(), self.processes);
+        self.submit_all(Task::pair(f).to_ref(), &args, chunksize)
     }
 
     /// Calls `f` on the inputs lazily, one at a time, yielding results in input order:
     /// Python's `imap`. Only a bounded number of inputs is taken ahead of the results
     /// read, so an endless input works (Python reads all of it first).
-    pub fn imap<A, R, I>(&self, f: fn(A) -> R, inputs: I) -> Imap<'_, A, R, I::IntoIter>
+    /// [`Imap::next_timeout`] bounds the wait for one result.
+    pub fn imap<'a, A, R, I>(&'a self, f: fn(A) -> R, inputs: I) -> Imap<'a, A, R, I::IntoIter>
     where
         A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'a,
         I: IntoIterator<Item = A>,
     {
         self.imap_chunked(f, inputs, 1)
     }
 
-    /// [`imap`](Pool::imap) with chunks of `chunksize` inputs.
-    pub fn imap_chunked<A, R, I>(
-        &self,
+    /// [`imap`](Pool::imap) with chunks of `chunksize` inputs. A `chunksize` of 0 makes the
+    /// first item [`Error::InvalidChunksize`].
+    pub fn imap_chunked<'a, A, R, I>(
+        &'a self,
         f: fn(A) -> R,
         inputs: I,
         chunksize: usize,
-    ) -> Imap<'_, A, R, I::IntoIter>
+    ) -> Imap<'a, A, R, I::IntoIter>
     where
         A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'a,
         I: IntoIterator<Item = A>,
     {
+        let task = Task::new(f).to_ref();
+        let send = move |chunk: Vec<A>| -> Result<Box<dyn Pending<R> + 'a>> {
+            let count = chunk.len();
+            let completion = self.submit_chunk(task, codec::encode(&chunk)?, count)?;
+            Ok(Box::new(EncodedChunk {
+                completion,
+                count,
+                _result: PhantomData,
+            }))
+        };
         Imap {
-            pool: self,
-            task: Task::new(f).to_ref(),
-            inputs: inputs.into_iter(),
-            chunksize: chunksize.max(1),
-            pending: VecDeque::new(),
-            ready: VecDeque::new(),
-            done: false,
-            _types: PhantomData,
+            window: Window::new(
+                inputs.into_iter(),
+                chunksize,
+                2 * self.processes,
+                Box::new(send),
+            ),
         }
     }
 
@@ -417,15 +492,35 @@ impl Pool {
         R: Serialize + DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
+        self.imap_unordered_chunked(f, inputs, 1)
+    }
+
+    /// [`imap_unordered`](Pool::imap_unordered) with chunks of `chunksize` inputs; the
+    /// results of one chunk come out together. A `chunksize` of 0 makes the first item
+    /// [`Error::InvalidChunksize`].
+    pub fn imap_unordered_chunked<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        inputs: I,
+        chunksize: usize,
+    ) -> ImapUnordered<'_, A, R, I::IntoIter>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
         let (sender, results) = mpsc::channel();
         ImapUnordered {
             pool: self,
             task: Task::new(f).to_ref(),
             inputs: inputs.into_iter(),
+            chunksize,
             sender,
             results,
+            ready: VecDeque::new(),
             in_flight: 0,
-            done: false,
+            exhausted: false,
+            failed: false,
             _types: PhantomData,
         }
     }
@@ -443,7 +538,8 @@ impl Pool {
         self.apply_async(f, arg)?.get()
     }
 
-    /// Starts `f(arg)` in a worker and returns at once: Python's `apply_async`.
+    /// Starts `f(arg)` in a worker and returns at once: Python's `apply_async`. Add callbacks
+    /// to the result with [`AsyncResult::callback`] and [`AsyncResult::error_callback`].
     ///
     /// # Errors
     ///
@@ -453,11 +549,13 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        let slot = Slot::new(vec![1]);
         let args = codec::encode(std::slice::from_ref(&arg))?;
-        self.submit(Job::new(Task::new(f).to_ref(), args, 1, slot.filler(0)))?;
+        let completion = self.submit_chunk(Task::new(f).to_ref(), args, 1)?;
         Ok(AsyncResult {
-            slot,
+            parts: vec![Part {
+                completion,
+                count: 1,
+            }],
             finish: finish_one::<R>,
         })
     }
@@ -477,22 +575,29 @@ impl Pool {
 
     /// Sends `Close` or `Terminate`, once each, and stops accepting work.
     fn command(&self, command: Command) {
-        let mut commands = lock(&self.commands);
         let terminate = matches!(command, Command::Terminate);
-        if (commands.open || terminate)
-            && let Some(sender) = &commands.sender
-        {
-            let _ = sender.send(command);
+        let sent = {
+            let mut commands = lock(&self.commands);
+            let sent = (commands.open || terminate)
+                && commands
+                    .sender
+                    .as_ref()
+                    .is_some_and(|sender| sender.send(command).is_ok());
+            commands.open = false;
+            if terminate {
+                commands.sender = None;
+            }
+            sent
+        };
+        if sent {
             self.wake_manager();
-        }
-        commands.open = false;
-        if terminate {
-            commands.sender = None;
         }
     }
 
-    /// Waits until every worker has ended, after [`close`](Pool::close) or
-    /// [`terminate`](Pool::terminate): Python's `join`.
+    /// Waits until every worker has ended and every callback has run, after
+    /// [`close`](Pool::close) or [`terminate`](Pool::terminate): Python's `join`. Called from
+    /// a result's callback, it does not wait for the callbacks, which would be waiting for
+    /// itself.
     ///
     /// # Errors
     ///
@@ -502,12 +607,18 @@ impl Pool {
             return Err(Error::PoolRunning);
         }
         self.wait_for_manager();
+        self.dispatcher.close(true);
         Ok(())
     }
 
     /// How many workers the pool keeps.
     pub(crate) fn processes(&self) -> usize {
         self.processes
+    }
+
+    /// The thread that runs this pool's callbacks.
+    pub(crate) fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
     }
 
     /// Lets a closed pool finish its queued work on its own after it is dropped, instead of
@@ -534,16 +645,40 @@ impl Pool {
         A: Serialize,
         R: DeserializeOwned,
     {
-        let chunks: Vec<&[A]> = args.chunks(chunksize.max(1)).collect();
-        let slot = Slot::new(chunks.iter().map(|chunk| chunk.len()).collect());
-        for (index, chunk) in chunks.into_iter().enumerate() {
-            let encoded = codec::encode(chunk)?;
-            self.submit(Job::new(task, encoded, chunk.len(), slot.filler(index)))?;
+        if chunksize == 0 {
+            return Err(Error::InvalidChunksize);
         }
+        let parts = args
+            .chunks(chunksize)
+            .map(|chunk| {
+                let completion = self.submit_chunk(task, codec::encode(chunk)?, chunk.len())?;
+                Ok(Part {
+                    completion,
+                    count: chunk.len(),
+                })
+            })
+            .collect::<Result<_>>()?;
         Ok(AsyncResult {
-            slot,
+            parts,
             finish: finish_all::<R>,
         })
+    }
+
+    /// Sends one chunk; its completion gets the encoded results.
+    pub(crate) fn submit_chunk(
+        &self,
+        task: TaskRef,
+        args: Vec<u8>,
+        count: usize,
+    ) -> Result<Completion<Vec<u8>>> {
+        let (completion, completer) = completion(Some(&self.dispatcher));
+        self.submit(Job {
+            task,
+            args,
+            count,
+            reply: Box::new(completer),
+        })?;
+        Ok(completion)
     }
 
     /// Hands a job to the manager thread.
@@ -551,17 +686,20 @@ impl Pool {
         if let Some(error) = self.broken.get() {
             return Err(error.clone());
         }
-        let commands = lock(&self.commands);
-        let (true, Some(sender)) = (commands.open, &commands.sender) else {
-            return Err(Error::PoolClosed);
-        };
-        sender
-            .send(Command::Submit(job))
-            .map_err(|_| Error::PoolClosed)?;
+        {
+            let commands = lock(&self.commands);
+            let (true, Some(sender)) = (commands.open, &commands.sender) else {
+                return Err(Error::PoolClosed);
+            };
+            sender
+                .send(Command::Submit(job))
+                .map_err(|_| Error::PoolClosed)?;
+        }
         self.wake_manager();
         Ok(())
     }
 
+    /// Wakes the manager; never waits, and takes no lock.
     fn wake_manager(&self) {
         let _ = (&self.wake).write(&[1]);
     }
@@ -581,91 +719,41 @@ fn default_chunksize(inputs: usize, processes: usize) -> usize {
     (inputs / chunks + usize::from(!inputs.is_multiple_of(chunks))).max(1)
 }
 
-/// Where the results of one submission gather, chunk by chunk.
-struct Slot {
-    state: Mutex<SlotState>,
-    ready: Condvar,
+/// One chunk of a submission: where its encoded results arrive, and how many they are.
+#[derive(Clone)]
+struct Part {
+    completion: Completion<Vec<u8>>,
+    count: usize,
 }
 
-struct SlotState {
-    /// Each chunk's result, once in.
-    chunks: Vec<Option<ChunkResult>>,
-    /// How many items each chunk holds.
-    counts: Vec<usize>,
-    /// Chunks not yet in.
-    left: usize,
-}
-
-impl SlotState {
-    /// Every item's result, decoded, in order.
-    fn decode_all<R: DeserializeOwned>(&self) -> Vec<Result<R>> {
-        self.chunks
-            .iter()
-            .zip(&self.counts)
-            .flat_map(|(chunk, &count)| {
-                let chunk = chunk
-                    .as_ref()
-                    .expect("every chunk is in when the slot is ready");
-                decode_chunk(chunk, count)
-            })
-            .collect()
-    }
-}
-
-impl Slot {
-    /// A slot for chunks of these sizes.
-    fn new(counts: Vec<usize>) -> Arc<Slot> {
-        Arc::new(Slot {
-            state: Mutex::new(SlotState {
-                chunks: counts.iter().map(|_| None).collect(),
-                left: counts.len(),
-                counts,
-            }),
-            ready: Condvar::new(),
+/// Every item's result, decoded, in order; the parts must all be in.
+fn decode_parts<R: DeserializeOwned>(parts: &[Part]) -> Vec<Result<R>> {
+    parts
+        .iter()
+        .flat_map(|part| {
+            part.completion
+                .read(|chunk| decode_results(chunk, part.count))
+                .unwrap_or_else(|| (0..part.count).map(|_| Err(Error::ResultLost)).collect())
         })
-    }
-
-    /// The callback that stores chunk `index`'s result.
-    fn filler(self: &Arc<Slot>, index: usize) -> Box<dyn FnOnce(ChunkResult) + Send> {
-        let slot = self.clone();
-        Box::new(move |result| {
-            let mut state = lock(&slot.state);
-            state.chunks[index] = Some(result);
-            state.left -= 1;
-            let complete = state.left == 0;
-            // Wake the waiters after letting go of the lock, or they wake only to wait for it.
-            drop(state);
-            if complete {
-                slot.ready.notify_all();
-            }
-        })
-    }
-
-    /// Waits until every chunk is in, or `deadline`; the results if they all are.
-    fn wait(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, SlotState>> {
-        wait_until(&self.ready, lock(&self.state), deadline, |state| {
-            state.left == 0
-        })
-    }
+        .collect()
 }
 
-fn finish_one<R: DeserializeOwned>(state: &SlotState) -> Result<R> {
-    state
-        .decode_all()
+fn finish_one<R: DeserializeOwned>(parts: &[Part]) -> Result<R> {
+    decode_parts(parts)
         .into_iter()
         .next()
-        .expect("a single call has one result")
+        .unwrap_or(Err(Error::ResultLost))
 }
 
-fn finish_all<R: DeserializeOwned>(state: &SlotState) -> Result<Vec<R>> {
-    state.decode_all().into_iter().collect()
+fn finish_all<R: DeserializeOwned>(parts: &[Part]) -> Result<Vec<R>> {
+    decode_parts(parts).into_iter().collect()
 }
 
 /// The result of [`Pool::apply_async`] or [`Pool::map_async`], once it is ready: Python's
 /// `AsyncResult`.
 pub struct AsyncResult<R> {
-    slot: Arc<Slot>,
-    finish: fn(&SlotState) -> Result<R>,
+    parts: Vec<Part>,
+    finish: fn(&[Part]) -> Result<R>,
 }
 
 impl<R> std::fmt::Debug for AsyncResult<R> {
@@ -684,8 +772,8 @@ impl<R> AsyncResult<R> {
     /// The first failed task's error: [`Error::TaskPanicked`], [`Error::WorkerDied`],
     /// [`Error::PoolTerminated`], [`Error::Decode`].
     pub fn get(&self) -> Result<R> {
-        let state = self.slot.wait(None).expect("no deadline");
-        (self.finish)(&state)
+        self.wait_until(None);
+        (self.finish)(&self.parts)
     }
 
     /// Waits at most `timeout` for the result: Python's `get(timeout)`.
@@ -695,22 +783,24 @@ impl<R> AsyncResult<R> {
     /// [`Error::Timeout`] when it is not ready in time (it may still come; ask again), and
     /// as [`get`](AsyncResult::get).
     pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
-        match self.slot.wait(crate::deadline_after(timeout)) {
-            Some(state) => (self.finish)(&state),
-            None => Err(Error::Timeout { after: timeout }),
+        if !self.wait_until(crate::deadline_after(timeout)) {
+            return Err(Error::Timeout { after: timeout });
         }
+        (self.finish)(&self.parts)
     }
 
     /// Waits at most `timeout` (`None`: as long as it takes); returns whether it is ready.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
-        self.slot
-            .wait(timeout.and_then(crate::deadline_after))
-            .is_some()
+        self.wait_until(timeout.and_then(crate::deadline_after))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        self.parts.iter().all(|part| part.completion.wait(deadline))
     }
 
     /// Whether the result is in: Python's `ready()`.
     pub fn ready(&self) -> bool {
-        lock(&self.slot.state).left == 0
+        self.parts.iter().all(|part| part.completion.is_done())
     }
 
     /// Whether it is in and no task failed: Python's `successful()`.
@@ -719,76 +809,100 @@ impl<R> AsyncResult<R> {
     ///
     /// [`Error::NotReady`] before it is in, as Python raises `ValueError`.
     pub fn successful(&self) -> Result<bool> {
-        let state = lock(&self.slot.state);
-        if state.left > 0 {
+        if !self.ready() {
             return Err(Error::NotReady);
         }
-        Ok((self.finish)(&state).is_ok())
+        Ok((self.finish)(&self.parts).is_ok())
+    }
+}
+
+impl<R: 'static> AsyncResult<R> {
+    /// Calls `callback` with the result once it is in, if every task succeeded: Python's
+    /// `callback=` argument. It runs on the pool's callback thread, after the callbacks of
+    /// results that came in before (at once, on this thread, if the result is in already).
+    /// A callback that panics is logged and costs nothing else.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use multiprocessing::Pool;
+    ///
+    /// fn double(x: i32) -> i32 {
+    ///     x * 2
+    /// }
+    ///
+    /// # fn main() -> multiprocessing::Result<()> {
+    /// let pool = Pool::new(2)?;
+    /// pool.apply_async(double, 21)?
+    ///     .callback(|value| println!("got {value}"))
+    ///     .error_callback(|error| eprintln!("failed: {error}"));
+    /// pool.close();
+    /// pool.join()?; // every callback has run
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use = "the result still holds the outcome; drop it with `let _ =` if only the callback matters"]
+    pub fn callback(self, callback: impl FnOnce(R) + Send + 'static) -> Self {
+        self.when_ready(move |outcome| {
+            if let Ok(value) = outcome {
+                callback(value);
+            }
+        });
+        self
+    }
+
+    /// Calls `callback` with the error once the result is in, if a task failed: Python's
+    /// `error_callback=` argument. It runs as [`callback`](AsyncResult::callback) does.
+    #[must_use = "the result still holds the outcome; drop it with `let _ =` if only the callback matters"]
+    pub fn error_callback(self, callback: impl FnOnce(Error) + Send + 'static) -> Self {
+        self.when_ready(move |outcome| {
+            if let Err(error) = outcome {
+                callback(error);
+            }
+        });
+        self
+    }
+
+    /// Calls `then` with the outcome once every part is in.
+    fn when_ready(&self, then: impl FnOnce(Result<R>) + Send + 'static) {
+        let finish = self.finish;
+        if self.parts.is_empty() {
+            return then(finish(&self.parts));
+        }
+        let left = Arc::new(AtomicUsize::new(self.parts.len()));
+        let then = Arc::new(Mutex::new(Some(then)));
+        for part in &self.parts {
+            let (left, then, parts) = (left.clone(), then.clone(), self.parts.clone());
+            part.completion.on_done(move || {
+                if left.fetch_sub(1, Ordering::AcqRel) == 1
+                    && let Some(then) = lock(&then).take()
+                {
+                    then(finish(&parts));
+                }
+            });
+        }
     }
 }
 
 /// The iterator [`Pool::imap`] returns; each item is that input's result.
 pub struct Imap<'a, A, R, I> {
-    pool: &'a Pool,
-    task: TaskRef,
-    inputs: I,
-    chunksize: usize,
-    /// Chunks sent, oldest first.
-    pending: VecDeque<Arc<Slot>>,
-    /// Results of the oldest chunk not yet yielded.
-    ready: VecDeque<Result<R>>,
-    /// No more inputs.
-    done: bool,
-    _types: PhantomData<fn(A) -> R>,
+    window: Window<'a, A, R, I>,
 }
 
-impl<A, R, I> Imap<'_, A, R, I>
-where
-    A: Serialize,
-    I: Iterator<Item = A>,
-{
-    /// Keeps two chunks per worker in flight.
-    fn top_up(&mut self) -> Result<()> {
-        while !self.done && self.pending.len() < 2 * self.pool.processes {
-            let chunk: Vec<A> = self.inputs.by_ref().take(self.chunksize).collect();
-            if chunk.is_empty() {
-                self.done = true;
-                break;
-            }
-            let slot = Slot::new(vec![chunk.len()]);
-            let job = Job::new(
-                self.task,
-                codec::encode(&chunk)?,
-                chunk.len(),
-                slot.filler(0),
-            );
-            self.pool.submit(job)?;
-            self.pending.push_back(slot);
-        }
-        Ok(())
+impl<A, R, I: Iterator<Item = A>> Imap<'_, A, R, I> {
+    /// The next result, waiting at most `timeout` for it: Python's `next(timeout)`.
+    /// `Some(Err(Error::Timeout))` when it is not ready in time; it can be asked for again.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
+        self.window
+            .next_until(crate::deadline_after(timeout), timeout)
     }
 }
 
-impl<A, R, I> Iterator for Imap<'_, A, R, I>
-where
-    A: Serialize,
-    R: DeserializeOwned,
-    I: Iterator<Item = A>,
-{
+impl<A, R, I: Iterator<Item = A>> Iterator for Imap<'_, A, R, I> {
     type Item = Result<R>;
 
     fn next(&mut self) -> Option<Result<R>> {
-        if let Some(result) = self.ready.pop_front() {
-            return Some(result);
-        }
-        if let Err(error) = self.top_up() {
-            self.done = true;
-            return Some(Err(error));
-        }
-        let slot = self.pending.pop_front()?;
-        self.ready
-            .extend(slot.wait(None).expect("no deadline").decode_all());
-        self.ready.pop_front()
+        self.window.next_until(None, Duration::ZERO)
     }
 }
 
@@ -797,11 +911,84 @@ pub struct ImapUnordered<'a, A, R, I> {
     pool: &'a Pool,
     task: TaskRef,
     inputs: I,
-    sender: Sender<ChunkResult>,
-    results: Receiver<ChunkResult>,
+    chunksize: usize,
+    /// Each chunk's completion, with its size, as it comes in.
+    sender: Sender<(Completion<Vec<u8>>, usize)>,
+    results: Receiver<(Completion<Vec<u8>>, usize)>,
+    /// Results of the last chunk in, not yet yielded.
+    ready: VecDeque<Result<R>>,
+    /// Chunks sent and not yet in.
     in_flight: usize,
-    done: bool,
+    exhausted: bool,
+    failed: bool,
     _types: PhantomData<fn(A) -> R>,
+}
+
+impl<A, R, I> ImapUnordered<'_, A, R, I>
+where
+    A: Serialize,
+    R: DeserializeOwned,
+    I: Iterator<Item = A>,
+{
+    /// The next result to come in, waiting at most `timeout` for one: Python's
+    /// `next(timeout)`. `Some(Err(Error::Timeout))` when none came in time; ask again.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
+        self.next_until(crate::deadline_after(timeout), timeout)
+    }
+
+    fn next_until(&mut self, deadline: Option<Instant>, after: Duration) -> Option<Result<R>> {
+        if self.failed {
+            return None;
+        }
+        if let Some(result) = self.ready.pop_front() {
+            return Some(result);
+        }
+        if self.chunksize == 0 {
+            self.failed = true;
+            return Some(Err(Error::InvalidChunksize));
+        }
+        if let Err(error) = self.top_up() {
+            self.failed = true;
+            return Some(Err(error));
+        }
+        if self.in_flight == 0 {
+            return None;
+        }
+        let received = match deadline {
+            None => self.results.recv().ok(),
+            Some(deadline) => deadline
+                .checked_duration_since(Instant::now())
+                .and_then(|left| self.results.recv_timeout(left).ok()),
+        };
+        let Some((completion, count)) = received else {
+            return Some(Err(Error::Timeout { after }));
+        };
+        self.in_flight -= 1;
+        let chunk = completion.take().unwrap_or(Err(Error::ResultLost));
+        self.ready.extend(decode_results(&chunk, count));
+        self.ready.pop_front()
+    }
+
+    /// Keeps two chunks per worker in flight.
+    fn top_up(&mut self) -> Result<()> {
+        while !self.exhausted && self.in_flight < 2 * self.pool.processes {
+            let chunk: Vec<A> = self.inputs.by_ref().take(self.chunksize).collect();
+            if chunk.is_empty() {
+                self.exhausted = true;
+                break;
+            }
+            let count = chunk.len();
+            let completion = self
+                .pool
+                .submit_chunk(self.task, codec::encode(&chunk)?, count)?;
+            let (sender, done) = (self.sender.clone(), completion.clone());
+            completion.on_done_inline(move || {
+                let _ = sender.send((done, count));
+            });
+            self.in_flight += 1;
+        }
+        Ok(())
+    }
 }
 
 impl<A, R, I> Iterator for ImapUnordered<'_, A, R, I>
@@ -813,34 +1000,7 @@ where
     type Item = Result<R>;
 
     fn next(&mut self) -> Option<Result<R>> {
-        while !self.done && self.in_flight < 2 * self.pool.processes {
-            let Some(input) = self.inputs.next() else {
-                self.done = true;
-                break;
-            };
-            let sender = self.sender.clone();
-            let submitted = codec::encode(std::slice::from_ref(&input)).and_then(|args| {
-                self.pool.submit(Job::new(
-                    self.task,
-                    args,
-                    1,
-                    Box::new(move |result| {
-                        let _ = sender.send(result);
-                    }),
-                ))
-            });
-            if let Err(error) = submitted {
-                self.done = true;
-                return Some(Err(error));
-            }
-            self.in_flight += 1;
-        }
-        if self.in_flight == 0 {
-            return None;
-        }
-        let result = self.results.recv().ok()?;
-        self.in_flight -= 1;
-        decode_chunk(&result, 1).into_iter().next()
+        self.next_until(None, Duration::ZERO)
     }
 }
 
@@ -856,9 +1016,15 @@ struct Worker {
     /// How many jobs it has been sent, and has finished.
     sent: usize,
     finished: usize,
+    /// Set once it has died, or has done its share and was told to exit: it takes no more
+    /// work and is replaced at the top of the manager's next round.
+    ended: bool,
 }
 
 /// The thread that owns the workers: dispatches jobs, collects results, replaces the dead.
+///
+/// The list of workers changes only in [`renew`](Manager::renew), at the top of a round, so
+/// that no index taken during a round outlives a change to the list.
 struct Manager {
     /// Shared with the pool: set when the pool breaks.
     broken: Arc<OnceLock<Error>>,
@@ -879,6 +1045,7 @@ impl Manager {
                 self.terminate();
                 return;
             }
+            self.renew();
             self.dispatch();
             if self.closing
                 && self.queue.is_empty()
@@ -910,18 +1077,52 @@ impl Manager {
         }
     }
 
+    /// Replaces the workers that ended in the last round. A place that cannot be filled
+    /// after [`START_TRIES`] tries is given up; a pool left with no worker at all is broken,
+    /// with the error that the last try gave, and fails its work instead of queueing it.
+    fn renew(&mut self) {
+        if let Some(error) = self.broken.get() {
+            if !self.workers.is_empty() || !self.queue.is_empty() {
+                let error = error.clone();
+                self.stop_all(&error);
+            }
+            return;
+        }
+        let mut last_error = None;
+        for index in 0..self.workers.len() {
+            if !self.workers[index].ended {
+                continue;
+            }
+            end(&self.workers[index].process, TERMINATE_GRACE);
+            match self.start_worker() {
+                Ok(worker) => self.workers[index] = worker,
+                Err(error) => {
+                    log::error!("cannot start a pool worker: {error}");
+                    last_error = Some(error);
+                }
+            }
+        }
+        self.workers.retain(|worker| !worker.ended);
+        if self.workers.is_empty()
+            && let Some(error) = last_error
+        {
+            let _ = self.broken.set(error.clone());
+            self.stop_all(&error);
+        }
+    }
+
     /// Gives queued jobs to workers with room for them, the least busy first. A busy worker
     /// is sent work ahead only while there is more queued than there are workers, so that
-    /// a job never waits behind another on one worker while a second worker could be idle.
+    /// a job never waits behind another on one worker while a second worker could be idle,
+    /// and never a job that could still be cancelled.
     fn dispatch(&mut self) {
-        while let Some(next) = self.queue.front().map(|job| job.count) {
-            let Some(index) = self.least_busy_with_room(next) else {
+        while let Some(front) = self.queue.front() {
+            let (next, cancellable) = (front.count, front.reply.cancellable());
+            let Some(index) = self.least_busy_with_room(next, cancellable) else {
                 return;
             };
-            let mut job = self.queue.pop_front().expect("not empty");
-            if let Some(start) = job.start.take()
-                && !start()
-            {
+            let job = self.queue.pop_front().expect("not empty");
+            if !job.reply.start() {
                 continue;
             }
             let worker = &mut self.workers[index];
@@ -942,14 +1143,15 @@ impl Manager {
         }
     }
 
-    /// The worker that holds the fewest inputs and may take `next` more, if any may.
-    fn least_busy_with_room(&self, next: usize) -> Option<usize> {
+    /// The worker that holds the fewest inputs and may take `next` more, if any may; only
+    /// an idle one for a job that is `cancellable`.
+    fn least_busy_with_room(&self, next: usize, cancellable: bool) -> Option<usize> {
         let limit = self.options.maxtasksperchild.unwrap_or(usize::MAX);
-        let plenty = self.queue.len() > self.workers.len();
+        let plenty = self.queue.len() > self.workers.len() && !cancellable;
         self.workers
             .iter()
             .enumerate()
-            .filter(|(_, worker)| worker.sent < limit)
+            .filter(|(_, worker)| !worker.ended && worker.sent < limit)
             .map(|(index, worker)| (worker.jobs.iter().map(|job| job.count).sum(), index))
             .filter(|&(ahead, index): &(usize, usize)| {
                 self.workers[index].jobs.is_empty() || (plenty && ahead + next <= ITEMS_AHEAD)
@@ -958,16 +1160,16 @@ impl Manager {
             .map(|(_, index)| index)
     }
 
-    /// Writes what the worker's socket takes of its outbox; replaces it if it died.
+    /// Writes what the worker's socket takes of its outbox; notes it if it died.
     fn flush(&mut self, index: usize) {
         let worker = &mut self.workers[index];
-        while !worker.outbox.is_empty() {
+        while !worker.ended && !worker.outbox.is_empty() {
             match worker.conn.send_some(&worker.outbox) {
                 Ok(0) => return,
                 Ok(written) => {
                     worker.outbox.drain(..written);
                 }
-                Err(_) => return self.replace(index),
+                Err(_) => return self.lost(index),
             }
         }
     }
@@ -1020,15 +1222,20 @@ impl Manager {
     fn collect(&mut self, index: usize) {
         loop {
             let worker = &mut self.workers[index];
+            if worker.ended {
+                return;
+            }
             let Ok(reply) = worker.conn.recv_bytes() else {
-                return self.replace(index);
+                return self.lost(index);
             };
             worker.finished += 1;
             if let Some(job) = worker.jobs.pop_front() {
-                (job.done)(chunk_result(reply));
+                job.reply.send(chunk_result(reply));
             }
             if self.options.maxtasksperchild == Some(worker.finished) {
-                return self.retire(index);
+                let _ = worker.conn.send_bytes(&[EXIT]);
+                worker.ended = true;
+                return;
             }
             if !worker.conn.has_read_ahead() {
                 return;
@@ -1036,20 +1243,24 @@ impl Manager {
         }
     }
 
-    /// A worker's socket broke: wait for it to end, fail the job it was running, give the
-    /// jobs it had not started to others, and start a replacement.
-    fn replace(&mut self, index: usize) {
+    /// A worker's socket broke: wait for it to end, fail the job it was running, and give
+    /// the jobs it had not started to others; or, in a pool that breaks, break it. The
+    /// worker is replaced at the top of the next round.
+    fn lost(&mut self, index: usize) {
         let worker = &mut self.workers[index];
+        if worker.ended {
+            return;
+        }
+        worker.ended = true;
         let status = end(&worker.process, TERMINATE_GRACE);
         let name = worker.process.name();
         log::warn!("pool worker {name} ended unexpectedly: {status}");
         if self.options.breaks {
-            let error = Error::BrokenProcessPool {
+            let _ = self.broken.set(Error::BrokenProcessPool {
                 worker: name,
                 status,
-            };
-            let _ = self.broken.set(error.clone());
-            return self.stop_all(&error);
+            });
+            return;
         }
         if let Some(job) = worker.jobs.pop_front() {
             job.fail(&Error::WorkerDied {
@@ -1062,28 +1273,16 @@ impl Manager {
             self.queue.push_front(job);
         }
         worker.outbox.clear();
-        self.restart(index);
     }
 
-    /// Ends a worker that has done its share, and starts a fresh one.
-    fn retire(&mut self, index: usize) {
-        let worker = &mut self.workers[index];
-        let _ = worker.conn.send_bytes(&[EXIT]);
-        end(&worker.process, TERMINATE_GRACE);
-        self.restart(index);
-    }
-
-    fn restart(&mut self, index: usize) {
-        match self.spawn_worker() {
-            Ok(worker) => self.workers[index] = worker,
-            Err(error) => {
-                log::error!("cannot start a pool worker: {error}");
-                self.workers.remove(index);
-                if self.workers.is_empty() {
-                    for job in self.queue.drain(..) {
-                        job.fail(&error);
-                    }
-                }
+    /// Starts a worker, trying again when that fails, up to [`START_TRIES`] times.
+    fn start_worker(&self) -> Result<Worker> {
+        let mut tries = 1;
+        loop {
+            match self.spawn_worker() {
+                Ok(worker) => return Ok(worker),
+                Err(error) if tries == START_TRIES => return Err(error),
+                Err(_) => tries += 1,
             }
         }
     }
@@ -1162,6 +1361,7 @@ impl Manager {
             outbox: Vec::new(),
             sent: 0,
             finished: 0,
+            ended: false,
         })
     }
 }
