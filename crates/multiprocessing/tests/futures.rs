@@ -87,9 +87,10 @@ fn only_a_pending_future_can_be_cancelled() {
     let executor = ProcessPoolExecutor::new(1).unwrap();
     let busy = executor.submit(nap, 300).unwrap();
     eventually(|| busy.running());
-    // The one worker may already hold the next call; the one after waits in the queue.
+    // Nothing is sent ahead to the busy worker: both calls wait, and either can be cancelled.
     let next = executor.submit(nap, 1).unwrap();
     let pending = executor.submit(nap, 2).unwrap();
+    assert!(!next.running());
     assert!(pending.cancel());
     assert!(pending.cancelled() && pending.done());
     assert!(matches!(pending.result(), Err(Error::Cancelled)));
@@ -196,9 +197,9 @@ fn shutdown_finishes_or_cancels_pending_work_and_refuses_more() {
         .collect();
     executor.shutdown(true, true);
     assert_eq!(*running.result().unwrap(), 200);
-    // The worker may have held one queued call already; the rest were cancelled.
+    // None was sent ahead to the busy worker, so every one was cancelled.
     let cancelled = queued.iter().filter(|future| future.cancelled()).count();
-    assert!(cancelled >= 3, "{cancelled} of 4 cancelled");
+    assert_eq!(cancelled, 4, "{cancelled} of 4 cancelled");
 }
 
 #[test]
@@ -288,4 +289,176 @@ fn a_short_call_does_not_wait_behind_a_long_one_while_a_worker_is_free() {
         .map(|future| *future.unwrap().result().unwrap())
         .collect();
     assert_eq!(order, [50, 150, 600]);
+}
+
+#[test]
+fn a_done_callback_that_submits_does_not_deadlock_the_executor() {
+    let executor = std::sync::Arc::new(ProcessPoolExecutor::new(1).unwrap());
+    let (finished, outcome) = mpsc::channel();
+    let submitter = {
+        let executor = executor.clone();
+        std::thread::spawn(move || {
+            let first = executor.submit(square, 2).unwrap();
+            let (sender, resubmitted) = mpsc::channel();
+            let inner = executor.clone();
+            first.add_done_callback(move |_| {
+                sleep(Duration::from_millis(20));
+                let _ = sender.send(
+                    inner
+                        .submit(square, 3)
+                        .map(|future| future.wait(Some(PATIENCE))),
+                );
+            });
+            let futures: Vec<_> = (0..1_000)
+                .map(|i| executor.submit(square, i).unwrap())
+                .collect();
+            let sum: u64 = futures.iter().map(|future| *future.result().unwrap()).sum();
+            let _ = finished.send((sum, resubmitted.recv_timeout(PATIENCE)));
+        })
+    };
+    let (sum, resubmitted) = outcome
+        .recv_timeout(PATIENCE)
+        .expect("submit deadlocked with a callback that submits");
+    assert_eq!(sum, (0..1_000u64).map(square).sum::<u64>());
+    assert!(matches!(resubmitted, Ok(Ok(true))), "{resubmitted:?}");
+    submitter.join().unwrap();
+}
+
+#[test]
+fn a_panicking_callback_is_logged_and_everything_goes_on() {
+    let executor = ProcessPoolExecutor::new(1).unwrap();
+    let (sender, received) = mpsc::channel();
+    let future = executor.submit(nap, 50).unwrap();
+    future.add_done_callback(|_| panic!("careless callback"));
+    future.add_done_callback(move |done| sender.send(*done.result().unwrap()).unwrap());
+    assert_eq!(
+        received.recv_timeout(PATIENCE).unwrap(),
+        50,
+        "the next callback ran"
+    );
+    assert_eq!(
+        *executor
+            .submit(square, 5)
+            .unwrap()
+            .result_timeout(PATIENCE)
+            .unwrap(),
+        25
+    );
+
+    // On a thread executor, the callback runs on the worker, which must survive it.
+    let threads = ThreadPoolExecutor::new(1).unwrap();
+    let future = threads.submit(nap, 10).unwrap();
+    future.add_done_callback(|_| panic!("careless callback"));
+    future.wait(Some(PATIENCE));
+    assert_eq!(
+        *threads
+            .submit(square, 6)
+            .unwrap()
+            .result_timeout(PATIENCE)
+            .unwrap(),
+        36
+    );
+}
+
+/// A result type whose decoding panics in the parent for one value.
+#[derive(Debug, PartialEq, serde::Serialize)]
+struct Touchy(u64);
+
+impl<'de> serde::Deserialize<'de> for Touchy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Touchy, D::Error> {
+        let value = u64::deserialize(deserializer)?;
+        assert_ne!(value, 13, "Touchy cannot hold 13");
+        Ok(Touchy(value))
+    }
+}
+
+fn touchy(n: u64) -> Touchy {
+    Touchy(n)
+}
+
+#[test]
+fn a_result_whose_decoding_panics_fails_that_future_only() {
+    let executor = ProcessPoolExecutor::new(1).unwrap();
+    let bad = executor.submit(touchy, 13).unwrap();
+    let good = executor.submit(touchy, 12).unwrap();
+    match bad.result_timeout(PATIENCE) {
+        Err(Error::Decode { message }) => assert!(message.contains("Touchy cannot hold 13")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(*good.result_timeout(PATIENCE).unwrap(), Touchy(12));
+    assert_eq!(
+        *executor
+            .submit(touchy, 2)
+            .unwrap()
+            .result_timeout(PATIENCE)
+            .unwrap(),
+        Touchy(2)
+    );
+    let mapped: Vec<_> = executor.map(touchy, 12..15).collect();
+    assert!(matches!(mapped[1], Err(Error::Decode { .. })), "{mapped:?}");
+}
+
+#[test]
+fn a_blocked_callback_delays_no_other_result() {
+    let executor = ProcessPoolExecutor::new(2).unwrap();
+    let (release, blocked) = mpsc::channel::<()>();
+    let first = executor.submit(square, 1).unwrap();
+    first.add_done_callback(move |_| {
+        let _ = blocked.recv_timeout(PATIENCE);
+    });
+    first.wait(Some(PATIENCE));
+    // The callback is still blocked; other calls come and go.
+    let results: Vec<u64> = (2..6)
+        .map(|i| {
+            *executor
+                .submit(square, i)
+                .unwrap()
+                .result_timeout(PATIENCE)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(results, [4, 9, 16, 25]);
+    release.send(()).unwrap();
+}
+
+#[test]
+fn wait_and_as_completed_take_each_future_once_and_ignore_cancelled_ones() {
+    let executor = ProcessPoolExecutor::new(1).unwrap();
+    let a = executor.submit(nap, 10).unwrap();
+    let b = executor.submit(nap, 20).unwrap();
+    let listed = vec![a.clone(), a.clone(), b.clone()];
+    assert_eq!(as_completed(&listed, Some(PATIENCE)).count(), 2);
+    let all = wait(&listed, ReturnWhen::AllCompleted, Some(PATIENCE));
+    assert_eq!((all.done.len(), all.not_done.len()), (2, 0));
+
+    // A cancelled future raised nothing: FIRST_EXCEPTION waits for the others.
+    let busy = executor.submit(nap, 200).unwrap();
+    eventually(|| busy.running());
+    let pending = executor.submit(nap, 1).unwrap();
+    assert!(pending.cancel());
+    let both = [pending, busy];
+    let waited = wait(&both, ReturnWhen::FirstException, Some(PATIENCE));
+    assert_eq!((waited.done.len(), waited.not_done.len()), (2, 0));
+}
+
+#[test]
+fn exception_with_a_timeout_and_a_zero_chunksize() {
+    let executor = ProcessPoolExecutor::new(1).unwrap();
+    let slow = executor.submit(nap, 300).unwrap();
+    assert!(matches!(
+        slow.exception_timeout(Duration::from_millis(10)),
+        Err(Error::Timeout { .. })
+    ));
+    assert!(matches!(slow.exception_timeout(PATIENCE), Ok(None)));
+    let failing = executor.submit(fail, 1).unwrap();
+    assert!(matches!(
+        failing.exception_timeout(PATIENCE),
+        Ok(Some(Error::TaskPanicked { .. }))
+    ));
+    let mut zero = executor.map(square, 0..3).chunksize(0);
+    assert!(matches!(zero.next(), Some(Err(Error::InvalidChunksize))));
+    assert!(zero.next().is_none());
+    let threads = ThreadPoolExecutor::new(1).unwrap();
+    let mut zero = threads.map(square, 0..3).chunksize(0);
+    assert!(matches!(zero.next(), Some(Err(Error::InvalidChunksize))));
 }

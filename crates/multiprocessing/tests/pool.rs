@@ -344,3 +344,198 @@ fn daemons_and_pool_workers_die_with_a_parent_killed_outright() {
     });
     assert_eq!(common::run(&supervisor), ExitStatus::Exited(0));
 }
+
+/// Set in the parent once a pool is built: workers forked afterwards refuse to start.
+static REFUSE_TO_START: AtomicBool = AtomicBool::new(false);
+
+fn refuse_when_told() {
+    if REFUSE_TO_START.load(Ordering::SeqCst) {
+        broken_initializer();
+    }
+}
+
+fn die(_: u64) -> u64 {
+    nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL).unwrap();
+    unreachable!("SIGKILL cannot be caught")
+}
+
+#[test]
+fn a_pool_that_cannot_replace_its_workers_fails_work_instead_of_queueing_it() {
+    // One test sets the flag, so the two cases run in turn, each in a child of its own.
+    for processes in [1, 2] {
+        let case = multiprocessing::Process::new(move || {
+            let pool = Pool::builder()
+                .processes(processes)
+                .initializer(refuse_when_told)
+                .build()
+                .unwrap();
+            REFUSE_TO_START.store(true, Ordering::SeqCst);
+            // Every worker dies, at about the same time; no replacement can start.
+            let died = pool.map_chunked(die, 0..processes as u64, 1);
+            assert!(matches!(died, Err(Error::WorkerDied { .. })), "{died:?}");
+            // Work is refused or failed with the reason, never queued for no one.
+            let later = pool
+                .apply_async(square, 2)
+                .and_then(|result| result.get_timeout(PATIENCE));
+            match later {
+                Err(Error::WorkerDidNotStart { worker, status }) => {
+                    assert!(worker.starts_with("ForkPoolWorker-"), "{worker}");
+                    assert_eq!(status, ExitStatus::Exited(1));
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(matches!(
+                pool.map(square, 0..10),
+                Err(Error::WorkerDidNotStart { .. })
+            ));
+        });
+        assert_eq!(
+            common::run(&case),
+            ExitStatus::Exited(0),
+            "{processes} workers"
+        );
+    }
+}
+
+/// A result type whose decoding panics in the parent for one value: a validating type, or a
+/// bug in a hand-written `Deserialize`.
+#[derive(Debug, PartialEq, serde::Serialize)]
+pub struct Touchy(pub u64);
+
+impl<'de> serde::Deserialize<'de> for Touchy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Touchy, D::Error> {
+        let value = u64::deserialize(deserializer)?;
+        assert_ne!(value, 13, "Touchy cannot hold 13");
+        Ok(Touchy(value))
+    }
+}
+
+fn touchy(n: u64) -> Touchy {
+    Touchy(n)
+}
+
+#[test]
+fn a_result_whose_decoding_panics_is_a_decode_error() {
+    let pool = Pool::new(1).unwrap();
+    match pool.apply(touchy, 13) {
+        Err(Error::Decode { message }) => assert!(message.contains("Touchy cannot hold 13")),
+        other => panic!("{other:?}"),
+    }
+    let items: Vec<_> = pool.imap(touchy, 12..15).collect();
+    assert!(matches!(items[1], Err(Error::Decode { .. })), "{items:?}");
+    assert_eq!(pool.apply(touchy, 2).unwrap(), Touchy(2));
+}
+
+#[test]
+fn async_results_call_their_callbacks_off_the_callers_thread() {
+    use std::sync::mpsc;
+    let pool = Pool::new(2).unwrap();
+    let (sender, received) = mpsc::channel();
+    let caller = std::thread::current().id();
+    let ok = sender.clone();
+    let _ = pool
+        .apply_async(nap, 50)
+        .unwrap()
+        .callback(move |value| {
+            ok.send(format!(
+                "callback {value} {}",
+                std::thread::current().id() != caller
+            ))
+            .unwrap()
+        })
+        .error_callback(|error| panic!("no error expected: {error}"));
+    let failed = sender.clone();
+    let _ = pool
+        .map_async(fail_on_13, 10..20)
+        .unwrap()
+        .callback(|values| panic!("no values expected: {values:?}"))
+        .error_callback(move |error| {
+            failed
+                .send(format!(
+                    "error_callback {}",
+                    matches!(error, Error::TaskPanicked { .. })
+                ))
+                .unwrap()
+        });
+    let all = sender.clone();
+    let _ = pool
+        .starmap_async(add, (0..10).map(|i| (i, i)))
+        .unwrap()
+        .callback(move |values| all.send(format!("starmap {values:?}")).unwrap());
+    // A callback that panics costs nothing but itself.
+    let _ = pool
+        .apply_async(square, 3)
+        .unwrap()
+        .callback(|_| panic!("careless callback"));
+    pool.close();
+    pool.join().unwrap();
+    let mut messages: Vec<String> = received.try_iter().collect();
+    messages.sort();
+    assert_eq!(
+        messages,
+        [
+            "callback 50 true",
+            "error_callback true",
+            "starmap [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]",
+        ],
+        "join returns once every callback has run"
+    );
+    // A callback added to a result already in runs at once.
+    let pool = Pool::new(1).unwrap();
+    let done = pool.apply_async(square, 4).unwrap();
+    done.wait(Some(PATIENCE));
+    let (sender, received) = mpsc::channel();
+    let _ = done.callback(move |value| sender.send(value).unwrap());
+    assert_eq!(received.try_recv().unwrap(), 16);
+}
+
+#[test]
+fn iterators_wait_with_a_timeout_and_may_be_asked_again() {
+    let pool = Pool::new(1).unwrap();
+    let mut ordered = pool.imap(nap, [300, 1]);
+    assert!(matches!(
+        ordered.next_timeout(Duration::from_millis(10)),
+        Some(Err(Error::Timeout { .. }))
+    ));
+    assert_eq!(ordered.next_timeout(PATIENCE).unwrap().unwrap(), 300);
+    assert_eq!(ordered.next().unwrap().unwrap(), 1);
+    assert!(ordered.next().is_none());
+
+    let mut unordered = pool.imap_unordered(nap, [300]);
+    assert!(matches!(
+        unordered.next_timeout(Duration::from_millis(10)),
+        Some(Err(Error::Timeout { .. }))
+    ));
+    assert_eq!(unordered.next_timeout(PATIENCE).unwrap().unwrap(), 300);
+    assert!(unordered.next_timeout(PATIENCE).is_none());
+}
+
+#[test]
+fn chunk_sizes_for_every_map_and_zero_refused() {
+    let pool = Pool::new(2).unwrap();
+    assert_eq!(
+        pool.starmap_chunked(add, (0..50).map(|i| (i, 2 * i)), 7)
+            .unwrap(),
+        (0..50).map(|i| 3 * i).collect::<Vec<_>>()
+    );
+    let mut unordered: Vec<u64> = pool
+        .imap_unordered_chunked(square, 0..100, 9)
+        .map(Result::unwrap)
+        .collect();
+    unordered.sort_unstable();
+    assert_eq!(unordered, serial(0..100));
+    assert!(matches!(
+        pool.map_chunked(square, 0..10, 0),
+        Err(Error::InvalidChunksize)
+    ));
+    assert!(matches!(
+        pool.starmap_chunked(add, [(1, 2)], 0),
+        Err(Error::InvalidChunksize)
+    ));
+    let mut zero = pool.imap_chunked(square, 0..10, 0);
+    assert!(matches!(zero.next(), Some(Err(Error::InvalidChunksize))));
+    assert!(zero.next().is_none());
+    let mut zero = pool.imap_unordered_chunked(square, 0..10, 0);
+    assert!(matches!(zero.next(), Some(Err(Error::InvalidChunksize))));
+    assert!(zero.next().is_none());
+}
