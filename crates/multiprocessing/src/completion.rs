@@ -306,3 +306,72 @@ impl Dispatcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_completer_dropped_unset_fails_its_waiters() {
+        let (completion, completer) = super::completion::<u32>(None);
+        let waiter = {
+            let completion = completion.clone();
+            std::thread::spawn(move || {
+                completion.wait(None);
+                completion.take()
+            })
+        };
+        drop(completer);
+        let outcome = waiter.join().unwrap();
+        assert!(
+            matches!(outcome, Some(Err(Error::ResultLost))),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn a_panicking_callback_does_not_stop_the_others_or_the_setter() {
+        let (completion, completer) = super::completion::<u32>(None);
+        let (sender, received) = mpsc::channel();
+        completion.on_done(|| panic!("careless callback"));
+        completion.on_done(move || sender.send("ran").unwrap());
+        completer.set(Ok(7));
+        assert_eq!(received.try_recv().unwrap(), "ran");
+        assert!(matches!(
+            completion.read(|value| value.clone()),
+            Some(Ok(7))
+        ));
+    }
+
+    #[test]
+    fn user_callbacks_go_to_the_dispatcher_and_bookkeeping_runs_at_once() {
+        let dispatcher = Dispatcher::default();
+        let (completion, completer) = super::completion::<u32>(Some(&dispatcher));
+        let (release, blocked) = mpsc::channel::<()>();
+        let (sender, received) = mpsc::channel();
+        completion.on_done(move || {
+            let _ = blocked.recv_timeout(Duration::from_secs(60));
+        });
+        completion.on_done_inline(move || sender.send(std::thread::current().id()).unwrap());
+        // The setter is not held up by the blocked user callback.
+        completer.set(Ok(1));
+        assert_eq!(received.try_recv().unwrap(), std::thread::current().id());
+        release.send(()).unwrap();
+        dispatcher.close(true);
+    }
+
+    #[test]
+    fn only_a_pending_completion_can_be_cancelled() {
+        let (completion, completer) = super::completion::<u32>(None);
+        assert!(completion.cancel());
+        assert!(!completer.start(), "a cancelled job does not run");
+        assert_eq!(completion.phase(), Phase::Cancelled);
+        let (completion, completer) = super::completion::<u32>(None);
+        assert!(completer.start());
+        assert!(!completion.cancel());
+        completer.set(Ok(3));
+        assert_eq!(completion.phase(), Phase::Done);
+    }
+}
