@@ -7,7 +7,7 @@
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
@@ -15,10 +15,7 @@ use nix::unistd::Pid;
 
 use super::ExitStatus;
 use crate::error::{Error, Result};
-use crate::readable::wait_readable;
-
-/// The longest sleep between two checks when the kernel has no pidfds.
-const MAX_BACKOFF: Duration = Duration::from_millis(10);
+use crate::readable::{Backoff, wait_readable};
 
 /// A started child, until and after it ends.
 pub(super) struct Waiter {
@@ -57,7 +54,7 @@ impl Waiter {
 
     /// Waits until the child ends or `deadline` passes (never, for `None`).
     pub(super) fn wait(&self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
-        let mut backoff = Duration::from_micros(100);
+        let mut backoff = Backoff::new();
         loop {
             if let Some(status) = self.poll()? {
                 return Ok(Some(status));
@@ -74,8 +71,8 @@ impl Waiter {
                     wait_readable(pidfd.as_fd(), deadline, "cannot wait for the process")?;
                 }
                 None => {
-                    std::thread::sleep(left.map_or(backoff, |left| left.min(backoff)));
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    let pause = backoff.next();
+                    std::thread::sleep(left.map_or(pause, |left| left.min(pause)));
                 }
             }
         }
