@@ -18,8 +18,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
+use crate::connection::sealed::{Sealed, Watch};
 use crate::error::{Error, Result};
-use crate::readable::wait_readable;
 
 /// The default largest message a connection accepts: 1 GiB.
 const DEFAULT_MAX_MESSAGE: usize = 1 << 30;
@@ -279,18 +279,14 @@ impl Connection {
     /// Whether a message (or the end of the stream) is waiting, after waiting at most
     /// `timeout` (`None`: as long as it takes): Python's `poll(timeout)`.
     ///
+    /// A message read ahead into this end's buffer counts. To wait on several ends at once,
+    /// or on processes too, use [`connection::wait`](crate::connection::wait).
+    ///
     /// # Errors
     ///
     /// [`Error::OneWay`] on a sending end, [`Error::Os`].
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
-        if !self.readable {
-            return Err(Error::OneWay { receives: false });
-        }
-        if self.has_read_ahead() {
-            return Ok(true);
-        }
-        let deadline = timeout.and_then(crate::deadline_after);
-        wait_readable(self.stream.as_fd(), deadline, "cannot poll a pipe")
+        Ok(!crate::connection::wait(&[self], timeout)?.is_empty())
     }
 
     /// Sets the largest message this end sends or accepts (1 GiB by default).
@@ -298,9 +294,27 @@ impl Connection {
         self.max_message = bytes;
     }
 
-    /// The underlying socket, to hand to `poll` or `select` with others.
+    /// The underlying socket, for an event loop of your own.
+    ///
+    /// The socket cannot see what [`recv`](Connection::recv) has already read ahead into this
+    /// end's buffer: several small messages that arrived together come in with one read, so
+    /// after a `recv` the next message may be waiting here while the socket looks idle, and a
+    /// `poll` of it would wait for nothing. [`poll`](Connection::poll) and
+    /// [`connection::wait`](crate::connection::wait) count buffered messages; wait with those.
     pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.stream.as_fd()
+    }
+}
+
+impl Sealed for Connection {
+    fn watch(&self) -> Result<Watch<'_>> {
+        if !self.readable {
+            return Err(Error::OneWay { receives: false });
+        }
+        if self.has_read_ahead() {
+            return Ok(Watch::Ready);
+        }
+        Ok(Watch::Readable(self.stream.as_fd()))
     }
 }
 

@@ -1,5 +1,5 @@
 //! Waiting until descriptors have something to read, with a deadline that signals and long
-//! timeouts do not stretch: what `join` (on a pidfd) and `Connection::poll` share.
+//! timeouts do not stretch: what `join` (on a pidfd) and `connection::wait` share.
 
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};

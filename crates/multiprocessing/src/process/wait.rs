@@ -14,6 +14,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::ExitStatus;
+use crate::connection::sealed::Watch;
 use crate::error::{Error, Result};
 use crate::readable::{Backoff, wait_readable};
 
@@ -76,6 +77,18 @@ impl Waiter {
                 }
             }
         }
+    }
+
+    /// What [`connection::wait`](crate::connection::wait) watches to learn that the child has
+    /// ended: nothing once it has, else its pidfd, or, without pidfds, another look later.
+    pub(super) fn watch(&self) -> Result<Watch<'_>> {
+        if self.poll()?.is_some() {
+            return Ok(Watch::Ready);
+        }
+        Ok(match &self.pidfd {
+            Some(pidfd) => Watch::Readable(pidfd.as_fd()),
+            None => Watch::LookAgain,
+        })
     }
 
     /// Sends `signal`, unless the child has already been reaped.
