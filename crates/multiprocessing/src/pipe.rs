@@ -5,9 +5,25 @@
 //! anything, tells a closed peer (a clean end of stream) from a frame cut short (a peer that
 //! died while sending), and never returns half a message.
 //!
+//! # Which process holds which end
+//!
 //! Give one end to a child by moving it into the child's closure: the parent's copy of that
-//! end is closed when the child starts, so each process holds exactly its own end and sees the
-//! other close when its peer ends.
+//! end is closed when the child starts, so when the child ends (or drops its end), the
+//! parent's `recv` reports [`Error::Disconnected`].
+//!
+//! The other way round, it does not. `fork` gives the child a copy of every descriptor open in
+//! the parent, the end the parent kept included, and the child's code has no handle on that
+//! copy to drop: the `Connection` that owns it belongs to the parent's code, which never runs
+//! in the child.
+//! The copy stays open until the child ends, so a child that waits for its parent to close
+//! waits forever. CPython behaves the same unless the child calls `parent_conn.close()`. Tell
+//! the child that nothing more is coming with a last message, a sentinel like the queue
+//! lessons' `-1` and `None`.
+//!
+//! A process started while a pipe exists holds copies of both its ends, the end meant for a
+//! child not started yet included. A reader sees the end of the stream only once every copy
+//! of the other end is closed, so start other processes before making a pipe they do not use,
+//! or expect the end of the stream only after they end too.
 
 use std::io::{IoSlice, Read};
 use std::os::fd::{AsFd, OwnedFd};

@@ -1,14 +1,15 @@
 //! `pipe` and `Connection` as a user sees them: both directions, one-way ends, large
-//! messages, polling, a closed peer, bad or cut-off frames, and waiting on several
-//! connections and processes.
+//! messages, polling, a closed peer, bad or cut-off frames, waiting on several connections
+//! and processes, and which process holds which end after `fork`.
 
 mod common;
 
-use common::{PATIENCE, finish, started};
+use common::{PATIENCE, finish, run, started};
 
 use std::io::Write;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -297,4 +298,52 @@ fn wait_refuses_what_can_never_be_ready() {
     ));
     let nothing: [Connection; 0] = [];
     assert!(wait(&nothing, None).unwrap().is_empty());
+}
+
+/// What descriptor `fd` of this process is: `socket:[inode]` for one end of a pipe.
+fn descriptor(fd: RawFd) -> PathBuf {
+    std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap()
+}
+
+#[test]
+fn a_child_holds_a_copy_of_the_end_its_parent_kept() {
+    let (parent_conn, mut child_conn) = pipe(true).unwrap();
+    let (mut parent_is_done, mut say_done) = pipe(false).unwrap();
+    let parent_fd = parent_conn.as_fd().as_raw_fd();
+    let parent_end = descriptor(parent_fd);
+    let p = Process::new(move || {
+        // Inherited with every other descriptor, under the same number, and never closed:
+        // `parent_conn` belongs to the parent's code, which does not run here.
+        assert_eq!(descriptor(parent_fd), parent_end);
+        assert!(parent_is_done.poll(Some(PATIENCE)).unwrap());
+        parent_is_done.recv::<()>().unwrap();
+        // The parent has dropped its end, but this process's copy keeps the socket open, so
+        // the end of the stream does not come.
+        assert!(!child_conn.poll(Some(Duration::from_millis(100))).unwrap());
+        // Closing that copy, as a Python child closes `parent_conn`, lets it come.
+        // SAFETY: `parent_fd` is this process's copy of the parent's end; the `Connection`
+        // that owned it belongs to the parent's code, which never runs here, so nothing else
+        // uses or closes it.
+        drop(unsafe { OwnedFd::from_raw_fd(parent_fd) });
+        assert!(child_conn.poll(Some(PATIENCE)).unwrap());
+        assert!(matches!(child_conn.recv::<u8>(), Err(Error::Disconnected)));
+    });
+    p.start().unwrap();
+    drop(parent_conn);
+    say_done.send(&()).unwrap();
+    assert!(finish(&p).success());
+}
+
+#[test]
+fn a_process_started_while_a_pipe_is_open_holds_both_its_ends() {
+    let (mut parent_conn, child_conn) = pipe(true).unwrap();
+    let sibling = sleeper();
+    assert!(run(&Process::new(move || drop(child_conn))).success());
+    // The child's end is closed here (at its start) and in the child (at its end), but the
+    // sibling holds the copy it inherited: no end of stream yet.
+    assert!(!parent_conn.poll(Some(Duration::from_millis(100))).unwrap());
+    sibling.kill().unwrap();
+    assert_eq!(finish(&sibling).exitcode(), -9);
+    assert!(parent_conn.poll(Some(PATIENCE)).unwrap());
+    assert!(matches!(parent_conn.recv::<u8>(), Err(Error::Disconnected)));
 }
