@@ -17,6 +17,7 @@
 //! | `log_to_stderr(level)`, `get_logger()` | [`logging::log_to_stderr`], [`logging::get_logger`] |
 //! | `Queue(maxsize)`, `JoinableQueue()` | [`Queue`], [`JoinableQueue`] |
 //! | `Pipe(duplex)` | [`pipe()`], [`Connection`] |
+//! | `multiprocessing.connection.wait(objects, timeout)` | [`connection::wait`] |
 //! | `Lock()`, `RLock()` | [`Lock::new`], [`RLock::new`] |
 //! | `with lock:` | `let _guard = lock.acquire()?;` (a [`LockGuard`]) |
 //! | `lock.acquire(timeout=t)`, `lock.acquire(False)`, `lock.release()` | [`Lock::acquire_timeout`], [`Lock::try_acquire`], [`Lock::release`] |
@@ -48,6 +49,7 @@
 
 pub mod codec;
 mod completion;
+pub mod connection;
 pub mod error;
 pub mod futures;
 pub mod lock;

@@ -5,9 +5,25 @@
 //! anything, tells a closed peer (a clean end of stream) from a frame cut short (a peer that
 //! died while sending), and never returns half a message.
 //!
+//! # Which process holds which end
+//!
 //! Give one end to a child by moving it into the child's closure: the parent's copy of that
-//! end is closed when the child starts, so each process holds exactly its own end and sees the
-//! other close when its peer ends.
+//! end is closed when the child starts, so when the child ends (or drops its end), the
+//! parent's `recv` reports [`Error::Disconnected`].
+//!
+//! The other way round, it does not. `fork` gives the child a copy of every descriptor open in
+//! the parent, the end the parent kept included, and the child's code has no handle on that
+//! copy to drop: the `Connection` that owns it belongs to the parent's code, which never runs
+//! in the child.
+//! The copy stays open until the child ends, so a child that waits for its parent to close
+//! waits forever. CPython behaves the same unless the child calls `parent_conn.close()`. Tell
+//! the child that nothing more is coming with a last message, a sentinel like the queue
+//! lessons' `-1` and `None`.
+//!
+//! A process started while a pipe exists holds copies of both its ends, the end meant for a
+//! child not started yet included. A reader sees the end of the stream only once every copy
+//! of the other end is closed, so start other processes before making a pipe they do not use,
+//! or expect the end of the stream only after they end too.
 
 use std::io::{IoSlice, Read};
 use std::os::fd::{AsFd, OwnedFd};
@@ -18,8 +34,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
+use crate::connection::sealed::{Sealed, Watch};
 use crate::error::{Error, Result};
-use crate::readable::wait_readable;
 
 /// The default largest message a connection accepts: 1 GiB.
 const DEFAULT_MAX_MESSAGE: usize = 1 << 30;
@@ -279,18 +295,14 @@ impl Connection {
     /// Whether a message (or the end of the stream) is waiting, after waiting at most
     /// `timeout` (`None`: as long as it takes): Python's `poll(timeout)`.
     ///
+    /// A message read ahead into this end's buffer counts. To wait on several ends at once,
+    /// or on processes too, use [`connection::wait`](crate::connection::wait).
+    ///
     /// # Errors
     ///
     /// [`Error::OneWay`] on a sending end, [`Error::Os`].
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
-        if !self.readable {
-            return Err(Error::OneWay { receives: false });
-        }
-        if self.has_read_ahead() {
-            return Ok(true);
-        }
-        let deadline = timeout.and_then(crate::deadline_after);
-        wait_readable(self.stream.as_fd(), deadline, "cannot poll a pipe")
+        Ok(!crate::connection::wait(&[self], timeout)?.is_empty())
     }
 
     /// Sets the largest message this end sends or accepts (1 GiB by default).
@@ -298,9 +310,27 @@ impl Connection {
         self.max_message = bytes;
     }
 
-    /// The underlying socket, to hand to `poll` or `select` with others.
+    /// The underlying socket, for an event loop of your own.
+    ///
+    /// The socket cannot see what [`recv`](Connection::recv) has already read ahead into this
+    /// end's buffer: several small messages that arrived together come in with one read, so
+    /// after a `recv` the next message may be waiting here while the socket looks idle, and a
+    /// `poll` of it would wait for nothing. [`poll`](Connection::poll) and
+    /// [`connection::wait`](crate::connection::wait) count buffered messages; wait with those.
     pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.stream.as_fd()
+    }
+}
+
+impl Sealed for Connection {
+    fn watch(&self) -> Result<Watch<'_>> {
+        if !self.readable {
+            return Err(Error::OneWay { receives: false });
+        }
+        if self.has_read_ahead() {
+            return Ok(Watch::Ready);
+        }
+        Ok(Watch::Readable(self.stream.as_fd()))
     }
 }
 

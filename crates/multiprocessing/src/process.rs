@@ -300,7 +300,9 @@ impl Process {
     /// Waits at most `timeout` for the process to end: Python's `join(timeout)`.
     ///
     /// Returns `Some` with how it ended, or `None` when it is still running after `timeout`
-    /// (Python returns nothing and leaves you to call `is_alive()`).
+    /// (Python returns nothing and leaves you to call `is_alive()`). To wait for the first of
+    /// several processes to end, or for a process and a message at once, use
+    /// [`connection::wait`](crate::connection::wait).
     ///
     /// # Errors
     ///
@@ -447,6 +449,12 @@ impl Process {
         } else {
             Err(Error::NotAChild { name: self.name() })
         }
+    }
+}
+
+impl crate::connection::sealed::Sealed for Process {
+    fn watch(&self) -> Result<crate::connection::sealed::Watch<'_>> {
+        self.waiter()?.watch()
     }
 }
 

@@ -11,6 +11,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::run;
+use multiprocessing::connection::{self, Waitable};
 use multiprocessing::{Error, ExitStatus, Lock, Process, Queue};
 use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
@@ -166,6 +167,32 @@ fn a_poll_interrupted_by_signals_keeps_its_timeout() {
             waited < Duration::from_secs(30),
             "the poll restarted its clock"
         );
+        stop.store(true, Ordering::Relaxed);
+        pesterer.join().unwrap();
+    });
+}
+
+#[test]
+fn a_wait_on_a_connection_and_a_process_interrupted_by_signals_keeps_its_timeout() {
+    isolated(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        // SAFETY: pthread_self has no preconditions.
+        let pesterer = pester(unsafe { libc::pthread_self() }, stop.clone());
+        let (reader, _writer) = multiprocessing::pipe(false).unwrap();
+        let sleeper = Process::new(|| sleep(Duration::from_secs(60)));
+        sleeper.start().unwrap();
+        let objects: [&dyn Waitable; 2] = [&reader, &sleeper];
+        let wait = Duration::from_millis(200);
+        let started = Instant::now();
+        assert!(connection::wait(&objects, Some(wait)).unwrap().is_empty());
+        let waited = started.elapsed();
+        assert!(waited >= wait, "the wait returned early");
+        assert!(
+            waited < Duration::from_secs(30),
+            "the wait restarted its clock"
+        );
+        sleeper.kill().unwrap();
+        assert_eq!(sleeper.join().unwrap(), ExitStatus::Signaled(9));
         stop.store(true, Ordering::Relaxed);
         pesterer.join().unwrap();
     });

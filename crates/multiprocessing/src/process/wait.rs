@@ -7,18 +7,16 @@
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::ExitStatus;
+use crate::connection::sealed::Watch;
 use crate::error::{Error, Result};
-use crate::readable::wait_readable;
-
-/// The longest sleep between two checks when the kernel has no pidfds.
-const MAX_BACKOFF: Duration = Duration::from_millis(10);
+use crate::readable::{Backoff, wait_readable};
 
 /// A started child, until and after it ends.
 pub(super) struct Waiter {
@@ -57,7 +55,7 @@ impl Waiter {
 
     /// Waits until the child ends or `deadline` passes (never, for `None`).
     pub(super) fn wait(&self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
-        let mut backoff = Duration::from_micros(100);
+        let mut backoff = Backoff::new();
         loop {
             if let Some(status) = self.poll()? {
                 return Ok(Some(status));
@@ -74,11 +72,23 @@ impl Waiter {
                     wait_readable(pidfd.as_fd(), deadline, "cannot wait for the process")?;
                 }
                 None => {
-                    std::thread::sleep(left.map_or(backoff, |left| left.min(backoff)));
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    let pause = backoff.next();
+                    std::thread::sleep(left.map_or(pause, |left| left.min(pause)));
                 }
             }
         }
+    }
+
+    /// What [`connection::wait`](crate::connection::wait) watches to learn that the child has
+    /// ended: nothing once it has, else its pidfd, or, without pidfds, another look later.
+    pub(super) fn watch(&self) -> Result<Watch<'_>> {
+        if self.poll()?.is_some() {
+            return Ok(Watch::Ready);
+        }
+        Ok(match &self.pidfd {
+            Some(pidfd) => Watch::Readable(pidfd.as_fd()),
+            None => Watch::LookAgain,
+        })
     }
 
     /// Sends `signal`, unless the child has already been reaped.
