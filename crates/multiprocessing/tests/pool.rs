@@ -417,13 +417,18 @@ fn touchy(n: u64) -> Touchy {
 #[test]
 fn a_result_whose_decoding_panics_is_a_decode_error() {
     let pool = Pool::new(1).unwrap();
-    match pool.apply(touchy, 13) {
+    let bad = pool.apply_async(touchy, 13).unwrap();
+    match bad.get_timeout(PATIENCE) {
         Err(Error::Decode { message }) => assert!(message.contains("Touchy cannot hold 13")),
         other => panic!("{other:?}"),
     }
-    let items: Vec<_> = pool.imap(touchy, 12..15).collect();
+    let mut items = pool.imap(touchy, 12..15);
+    let items: Vec<_> = (0..3)
+        .map(|_| items.next_timeout(PATIENCE).unwrap())
+        .collect();
     assert!(matches!(items[1], Err(Error::Decode { .. })), "{items:?}");
-    assert_eq!(pool.apply(touchy, 2).unwrap(), Touchy(2));
+    let good = pool.apply_async(touchy, 2).unwrap();
+    assert_eq!(good.get_timeout(PATIENCE).unwrap(), Touchy(2));
 }
 
 #[test]
@@ -483,7 +488,7 @@ fn async_results_call_their_callbacks_off_the_callers_thread() {
     // A callback added to a result already in runs at once.
     let pool = Pool::new(1).unwrap();
     let done = pool.apply_async(square, 4).unwrap();
-    done.wait(Some(PATIENCE));
+    assert!(done.wait(Some(PATIENCE)));
     let (sender, received) = mpsc::channel();
     let _ = done.callback(move |value| sender.send(value).unwrap());
     assert_eq!(received.try_recv().unwrap(), 16);
@@ -498,8 +503,8 @@ fn iterators_wait_with_a_timeout_and_may_be_asked_again() {
         Some(Err(Error::Timeout { .. }))
     ));
     assert_eq!(ordered.next_timeout(PATIENCE).unwrap().unwrap(), 300);
-    assert_eq!(ordered.next().unwrap().unwrap(), 1);
-    assert!(ordered.next().is_none());
+    assert_eq!(ordered.next_timeout(PATIENCE).unwrap().unwrap(), 1);
+    assert!(ordered.next_timeout(PATIENCE).is_none());
 
     let mut unordered = pool.imap_unordered(nap, [300]);
     assert!(matches!(

@@ -41,3 +41,15 @@ pub fn started(process: Process) -> Process {
 pub fn exists(pid: u32) -> bool {
     nix::sys::signal::kill(Pid::from_raw(pid as i32), None) != Err(Errno::ESRCH)
 }
+
+/// Runs `work` on a thread of its own and returns what it returns; fails the test if it takes
+/// longer than [`PATIENCE`], instead of hanging it.
+pub fn bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(work());
+    });
+    receiver
+        .recv_timeout(PATIENCE)
+        .expect("did not finish in time")
+}
