@@ -24,6 +24,8 @@
 //! | `Value('i', 0)` | [`Value::new`]`(0_i32)` |
 //! | `with v.get_lock(): v.value += 1` | `*v.lock()? += 1` (a [`ValueGuard`]) |
 //! | `Pool(processes, initializer)`, `map`, `apply_async` | [`Pool`], [`AsyncResult`] |
+//! | `apply_async(..., callback=, error_callback=)` | [`AsyncResult::callback`], [`AsyncResult::error_callback`] |
+//! | `pool.imap(...).next(timeout)` | [`pool::Imap::next_timeout`] |
 //! | `concurrent.futures.ProcessPoolExecutor`, `ThreadPoolExecutor` | [`futures`] |
 //!
 //! # Example
