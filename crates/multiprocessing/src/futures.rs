@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use crate::codec;
 use crate::completion::{Completer, Completion, Phase, completion};
 use crate::error::{Error, Result};
-use crate::pool::{self, ChunkResult, Job, Pool, Reply, decode_results};
+use crate::pool::{self, ChunkResult, Job, OnWorkerDeath, Pool, Reply, decode_results};
 use crate::process::catch_task;
 use crate::sync::{lock, wait_until};
 use crate::task::Task;
@@ -336,14 +336,14 @@ impl Builder {
         if let Some(initializer) = self.initializer {
             options = options.initializer(initializer);
         }
-        options.breaks = true;
-        options.prefix = Some("ForkProcess");
-        let pool = options.build().map_err(|error| match error {
-            Error::WorkerDidNotStart { worker, status } => {
-                Error::BrokenProcessPool { worker, status }
-            }
-            other => other,
-        })?;
+        let pool = options
+            .start(OnWorkerDeath::Break)
+            .map_err(|error| match error {
+                Error::WorkerDidNotStart { worker, status } => {
+                    Error::BrokenProcessPool { worker, status }
+                }
+                other => other,
+            })?;
         Ok(ProcessPoolExecutor {
             pool: Some(pool),
             outstanding: Outstanding::default(),

@@ -1,0 +1,546 @@
+//! The pool's manager thread: it owns the workers, hands each idle one the next chunk of
+//! work, collects the results, and replaces the workers that die.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use super::OnWorkerDeath;
+use super::results::ChunkResult;
+use super::worker::{EXIT, chunk_result, run_frame, worker_main};
+use crate::completion::Completer;
+use crate::error::{Error, Result};
+use crate::pipe::{Connection, pipe};
+use crate::process::{Builder as ProcessBuilder, ExitStatus, Process};
+use crate::task::TaskRef;
+
+/// How long terminated workers get to end before they are killed.
+const TERMINATE_GRACE: Duration = Duration::from_secs(1);
+
+/// How many inputs a worker may be sent ahead of its results (but always one chunk), so that
+/// a worker running small tasks does not sit idle while its last result travels back and the
+/// next task travels out. Large chunks go one at a time, which keeps the load balanced.
+const ITEMS_AHEAD: usize = 4;
+
+/// How many times in a row the pool tries to start a worker in place of one that ended,
+/// before it gives the place up.
+const START_TRIES: usize = 3;
+
+/// What the pool is made of: how many workers, what each runs first, how long each lives, and
+/// what a worker's death does.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Options {
+    pub(super) processes: usize,
+    pub(super) initializer: Option<fn()>,
+    pub(super) maxtasksperchild: Option<usize>,
+    pub(super) on_death: OnWorkerDeath,
+}
+
+/// Where a chunk's result goes. It is a [`Completer`] underneath, so a job dropped on any
+/// path, unanswered, fails its waiters instead of leaving them waiting.
+pub(crate) trait Reply: Send {
+    /// Called just before the job goes to a worker; `false` withdraws it (a cancelled
+    /// future).
+    fn start(&self) -> bool;
+
+    /// Whether the job can still be withdrawn until it starts: such a job goes only to an
+    /// idle worker, never ahead to a busy one, where a cancel could no longer reach it.
+    fn cancellable(&self) -> bool {
+        false
+    }
+
+    /// Delivers the result.
+    fn send(self: Box<Self>, result: ChunkResult);
+}
+
+impl Reply for Completer<Vec<u8>> {
+    fn start(&self) -> bool {
+        true
+    }
+
+    fn send(self: Box<Self>, result: ChunkResult) {
+        self.set(result);
+    }
+}
+
+/// A chunk of work and where its results go.
+pub(crate) struct Job {
+    pub(crate) task: TaskRef,
+    /// The chunk's arguments, encoded together as one `Vec<A>`.
+    pub(crate) args: Vec<u8>,
+    /// How many arguments that is.
+    pub(crate) count: usize,
+    pub(crate) reply: Box<dyn Reply>,
+}
+
+impl Job {
+    /// Finishes the job with `error` for each of its items.
+    fn fail(self, error: &Error) {
+        self.reply.send(Err(error.clone()));
+    }
+}
+
+/// What callers tell the manager thread.
+pub(super) enum Command {
+    Submit(Job),
+    Close,
+    Terminate,
+}
+
+/// The pool's side of a running manager thread.
+pub(super) struct Handle {
+    /// Where commands go; the manager reads them after each wake-up.
+    pub(super) commands: Sender<Command>,
+    /// Written to after each command, to wake the manager from `poll`; never blocks.
+    pub(super) wake: UnixStream,
+    /// Set when the pool has broken: why.
+    pub(super) broken: Arc<OnceLock<Error>>,
+    pub(super) thread: JoinHandle<()>,
+}
+
+/// Starts the manager thread, which starts the workers; returns once all have reported in.
+pub(super) fn start(options: Options) -> Result<Handle> {
+    let (commands, inbox) = mpsc::channel();
+    let (wake_reader, wake_writer) =
+        UnixStream::pair().map_err(Error::io("cannot make the pool's wake-up"))?;
+    // Neither end ever blocks: a wake-up that does not fit means the manager has plenty
+    // waiting for it already, and a caller must never wait for the manager to read.
+    for end in [&wake_reader, &wake_writer] {
+        end.set_nonblocking(true)
+            .map_err(Error::io("cannot make the pool's wake-up"))?;
+    }
+    let broken = Arc::new(OnceLock::new());
+    let mut manager = Manager {
+        broken: broken.clone(),
+        inbox,
+        wake: wake_reader,
+        wake_writer_fd: wake_writer.as_raw_fd(),
+        workers: Vec::new(),
+        queue: VecDeque::new(),
+        options,
+        closing: false,
+    };
+    // The manager thread forks every worker, the first ones too: a daemonic child dies
+    // with the thread that forked it, and this thread lives exactly as long as the pool.
+    let (started, start) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("pool-manager".into())
+        .spawn(move || {
+            for _ in 0..manager.options.processes {
+                match manager.spawn_worker() {
+                    Ok(worker) => manager.workers.push(worker),
+                    Err(error) => {
+                        manager.stop_all(&Error::PoolTerminated);
+                        let _ = started.send(Err(error));
+                        return;
+                    }
+                }
+            }
+            let _ = started.send(Ok(()));
+            manager.run();
+        })
+        .map_err(Error::io("cannot start the pool's manager thread"))?;
+    match start.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            let _ = thread.join();
+            return Err(error);
+        }
+        Err(_) => {
+            let _ = thread.join();
+            return Err(Error::Os {
+                context: "the pool's manager thread ended while starting workers",
+                errno: nix::Error::EIO,
+            });
+        }
+    }
+    Ok(Handle {
+        commands,
+        wake: wake_writer,
+        broken,
+        thread,
+    })
+}
+
+/// A worker as the manager sees it.
+struct Worker {
+    process: Process,
+    conn: Connection,
+    /// The jobs sent to it, oldest (the one it runs) first; it answers them in order.
+    jobs: VecDeque<Job>,
+    /// Frames not yet taken by its socket. The manager never waits to write, since the
+    /// worker may be waiting for the manager to read.
+    outbox: Vec<u8>,
+    /// How many jobs it has been sent, and has finished.
+    sent: usize,
+    finished: usize,
+    /// Set once it has died, or has done its share and was told to exit: it takes no more
+    /// work and is replaced at the top of the manager's next round.
+    ended: bool,
+}
+
+/// The thread that owns the workers: dispatches jobs, collects results, replaces the dead.
+///
+/// The list of workers changes only in [`renew`](Manager::renew), at the top of a round, so
+/// that no index taken during a round outlives a change to the list.
+struct Manager {
+    /// Shared with the pool: set when the pool breaks.
+    broken: Arc<OnceLock<Error>>,
+    inbox: Receiver<Command>,
+    wake: UnixStream,
+    /// The other end of `wake`, which workers must not keep open.
+    wake_writer_fd: RawFd,
+    workers: Vec<Worker>,
+    queue: VecDeque<Job>,
+    options: Options,
+    closing: bool,
+}
+
+impl Manager {
+    fn run(mut self) {
+        loop {
+            if self.take_commands() == Some(true) {
+                self.terminate();
+                return;
+            }
+            self.renew();
+            self.dispatch();
+            if self.closing
+                && self.queue.is_empty()
+                && self.workers.iter().all(|w| w.jobs.is_empty())
+            {
+                self.retire_all();
+                return;
+            }
+            self.wait_and_collect();
+        }
+    }
+
+    /// Takes every pending command; `Some(true)` when told to terminate.
+    fn take_commands(&mut self) -> Option<bool> {
+        loop {
+            match self.inbox.try_recv() {
+                Ok(Command::Submit(job)) => match self.broken.get() {
+                    Some(error) => job.fail(error),
+                    None => self.queue.push_back(job),
+                },
+                Ok(Command::Close) => self.closing = true,
+                Ok(Command::Terminate) => return Some(true),
+                Err(mpsc::TryRecvError::Empty) => return None,
+                // The pool is gone without a word: treat it as a terminate.
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    return Some(!self.closing);
+                }
+            }
+        }
+    }
+
+    /// Replaces the workers that ended in the last round. A place that cannot be filled
+    /// after [`START_TRIES`] tries is given up; a pool left with no worker at all is broken,
+    /// with the error that the last try gave, and fails its work instead of queueing it.
+    fn renew(&mut self) {
+        if let Some(error) = self.broken.get() {
+            if !self.workers.is_empty() || !self.queue.is_empty() {
+                let error = error.clone();
+                self.stop_all(&error);
+            }
+            return;
+        }
+        let mut last_error = None;
+        for index in 0..self.workers.len() {
+            if !self.workers[index].ended {
+                continue;
+            }
+            end(&self.workers[index].process, TERMINATE_GRACE);
+            match self.start_worker() {
+                Ok(worker) => self.workers[index] = worker,
+                Err(error) => {
+                    log::error!("cannot start a pool worker: {error}");
+                    last_error = Some(error);
+                }
+            }
+        }
+        self.workers.retain(|worker| !worker.ended);
+        if self.workers.is_empty()
+            && let Some(error) = last_error
+        {
+            let _ = self.broken.set(error.clone());
+            self.stop_all(&error);
+        }
+    }
+
+    /// Gives queued jobs to workers with room for them, the least busy first. A busy worker
+    /// is sent work ahead only while there is more queued than there are workers, so that
+    /// a job never waits behind another on one worker while a second worker could be idle,
+    /// and never a job that could still be cancelled.
+    fn dispatch(&mut self) {
+        while let Some(front) = self.queue.front() {
+            let (next, cancellable) = (front.count, front.reply.cancellable());
+            let Some(index) = self.least_busy_with_room(next, cancellable) else {
+                return;
+            };
+            let job = self.queue.pop_front().expect("not empty");
+            if !job.reply.start() {
+                continue;
+            }
+            let worker = &mut self.workers[index];
+            let frame = match worker
+                .conn
+                .frame(&run_frame(&job.task.to_bytes(), &job.args))
+            {
+                Ok(frame) => frame,
+                Err(error) => {
+                    job.fail(&error);
+                    continue;
+                }
+            };
+            worker.outbox.extend_from_slice(&frame);
+            worker.jobs.push_back(job);
+            worker.sent += 1;
+            self.flush(index);
+        }
+    }
+
+    /// The worker that holds the fewest inputs and may take `next` more, if any may; only
+    /// an idle one for a job that is `cancellable`.
+    fn least_busy_with_room(&self, next: usize, cancellable: bool) -> Option<usize> {
+        let limit = self.options.maxtasksperchild.unwrap_or(usize::MAX);
+        let plenty = self.queue.len() > self.workers.len() && !cancellable;
+        self.workers
+            .iter()
+            .enumerate()
+            .filter(|(_, worker)| !worker.ended && worker.sent < limit)
+            .map(|(index, worker)| (worker.jobs.iter().map(|job| job.count).sum(), index))
+            .filter(|&(ahead, index): &(usize, usize)| {
+                self.workers[index].jobs.is_empty() || (plenty && ahead + next <= ITEMS_AHEAD)
+            })
+            .min()
+            .map(|(_, index)| index)
+    }
+
+    /// Writes what the worker's socket takes of its outbox; notes it if it died.
+    fn flush(&mut self, index: usize) {
+        let worker = &mut self.workers[index];
+        while !worker.ended && !worker.outbox.is_empty() {
+            match worker.conn.send_some(&worker.outbox) {
+                Ok(0) => return,
+                Ok(written) => {
+                    worker.outbox.drain(..written);
+                }
+                Err(_) => return self.lost(index),
+            }
+        }
+    }
+
+    /// Waits for a result, a dead worker or a command, and handles what came.
+    fn wait_and_collect(&mut self) {
+        // Replies already read ahead would not make their sockets look readable.
+        let buffered: Vec<usize> = (0..self.workers.len())
+            .filter(|&index| self.workers[index].conn.has_read_ahead())
+            .collect();
+        if !buffered.is_empty() {
+            for index in buffered {
+                self.collect(index);
+            }
+            return;
+        }
+        let ready: Vec<(usize, PollFlags)> = {
+            let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
+            fds.extend(self.workers.iter().map(|worker| {
+                let mut events = PollFlags::POLLIN;
+                if !worker.outbox.is_empty() {
+                    events |= PollFlags::POLLOUT;
+                }
+                PollFd::new(worker.conn.as_fd(), events)
+            }));
+            match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => fds
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, fd)| Some((i, fd.revents()?)))
+                    .filter(|(_, events)| !events.is_empty())
+                    .collect(),
+                Err(_) => Vec::new(),
+            }
+        };
+        for (index, events) in ready {
+            if index == 0 {
+                let mut drain = [0; 64];
+                while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
+            } else if events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            {
+                self.collect(index - 1);
+            } else {
+                self.flush(index - 1);
+            }
+        }
+    }
+
+    /// Reads a worker's replies (all that have arrived), or learns that it died.
+    fn collect(&mut self, index: usize) {
+        loop {
+            let worker = &mut self.workers[index];
+            if worker.ended {
+                return;
+            }
+            let Ok(reply) = worker.conn.recv_bytes() else {
+                return self.lost(index);
+            };
+            worker.finished += 1;
+            if let Some(job) = worker.jobs.pop_front() {
+                job.reply.send(chunk_result(reply));
+            }
+            if self.options.maxtasksperchild == Some(worker.finished) {
+                let _ = worker.conn.send_bytes(&[EXIT]);
+                worker.ended = true;
+                return;
+            }
+            if !worker.conn.has_read_ahead() {
+                return;
+            }
+        }
+    }
+
+    /// A worker's socket broke: wait for it to end, fail the job it was running, and give
+    /// the jobs it had not started to others; or, in a pool that breaks, break it. The
+    /// worker is replaced at the top of the next round.
+    fn lost(&mut self, index: usize) {
+        let worker = &mut self.workers[index];
+        if worker.ended {
+            return;
+        }
+        worker.ended = true;
+        let status = end(&worker.process, TERMINATE_GRACE);
+        let name = worker.process.name();
+        log::warn!("pool worker {name} ended unexpectedly: {status}");
+        if self.options.on_death == OnWorkerDeath::Break {
+            let _ = self.broken.set(Error::BrokenProcessPool {
+                worker: name,
+                status,
+            });
+            return;
+        }
+        if let Some(job) = worker.jobs.pop_front() {
+            job.fail(&Error::WorkerDied {
+                worker: name,
+                status,
+            });
+        }
+        // A worker answers in order, so the others were never started.
+        for job in worker.jobs.drain(..).rev() {
+            self.queue.push_front(job);
+        }
+        worker.outbox.clear();
+    }
+
+    /// Starts a worker, trying again when that fails, up to [`START_TRIES`] times.
+    fn start_worker(&self) -> Result<Worker> {
+        let mut tries = 1;
+        loop {
+            match self.spawn_worker() {
+                Ok(worker) => return Ok(worker),
+                Err(error) if tries == START_TRIES => return Err(error),
+                Err(_) => tries += 1,
+            }
+        }
+    }
+
+    fn retire_all(&mut self) {
+        for worker in &mut self.workers {
+            let _ = worker.conn.send_bytes(&[EXIT]);
+        }
+        for worker in self.workers.drain(..) {
+            end(&worker.process, TERMINATE_GRACE);
+        }
+    }
+
+    fn terminate(&mut self) {
+        self.stop_all(&Error::PoolTerminated);
+        while let Ok(command) = self.inbox.try_recv() {
+            if let Command::Submit(job) = command {
+                job.fail(&Error::PoolTerminated);
+            }
+        }
+    }
+
+    /// Ends every worker now and fails all work, running or queued, with `error`.
+    fn stop_all(&mut self, error: &Error) {
+        for worker in &self.workers {
+            let _ = worker.process.terminate();
+        }
+        for worker in self.workers.drain(..) {
+            end(&worker.process, TERMINATE_GRACE);
+            for job in worker.jobs {
+                job.fail(error);
+            }
+        }
+        for job in self.queue.drain(..) {
+            job.fail(error);
+        }
+    }
+
+    /// Forks a worker, daemonic and named `ForkPoolWorker-N` or `ForkProcess-N`, as Python's
+    /// are.
+    fn spawn_worker(&self) -> Result<Worker> {
+        let (conn, worker_end) = pipe(true)?;
+        // What the worker must close: the other workers' sockets and the wake-up pair, so
+        // that each socket's only holders are the pool and its own worker.
+        let mut inherited: Vec<RawFd> = self
+            .workers
+            .iter()
+            .map(|worker| worker.conn.as_fd().as_raw_fd())
+            .collect();
+        inherited.push(self.wake.as_raw_fd());
+        inherited.push(self.wake_writer_fd);
+        inherited.push(conn.as_fd().as_raw_fd());
+        let initializer = self.options.initializer;
+        let process = ProcessBuilder::default()
+            .daemon(true)
+            .make(self.options.on_death.worker_name(), move || {
+                worker_main(worker_end, &inherited, initializer)
+            });
+        process.start()?;
+        // Wait for the worker's first word: from then on it is running (its start-up log
+        // record is written, its initializer has run), and a worker that cannot even start
+        // (an initializer that panics) is reported here, not as a pool that replaces it
+        // forever.
+        let mut conn = conn;
+        if let Err(error) = conn.recv_bytes() {
+            let status = end(&process, TERMINATE_GRACE);
+            log::error!("pool worker {} did not start: {error}", process.name());
+            return Err(Error::WorkerDidNotStart {
+                worker: process.name(),
+                status,
+            });
+        }
+        Ok(Worker {
+            process,
+            conn,
+            jobs: VecDeque::new(),
+            outbox: Vec::new(),
+            sent: 0,
+            finished: 0,
+            ended: false,
+        })
+    }
+}
+
+/// Waits up to `grace` for `process` to end, then kills it; returns how it ended.
+fn end(process: &Process, grace: Duration) -> ExitStatus {
+    match process.join_timeout(grace) {
+        Ok(Some(status)) => status,
+        _ => {
+            let _ = process.kill();
+            process
+                .join()
+                .unwrap_or(ExitStatus::Signaled(libc::SIGKILL))
+        }
+    }
+}
