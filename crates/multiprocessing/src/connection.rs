@@ -136,7 +136,7 @@ pub fn wait<T: Waitable>(objects: &[T], timeout: Option<Duration>) -> Result<Vec
     if objects.is_empty() {
         return Ok(Vec::new());
     }
-    let deadline = timeout.and_then(crate::deadline_after);
+    let deadline = timeout.and_then(crate::sync::deadline_after);
     let mut backoff = Backoff::new();
     loop {
         let mut ready = Vec::new();

@@ -68,11 +68,6 @@ pub mod value;
 mod window;
 
 pub use error::{Error, Result};
-
-/// When a wait of `timeout` from now ends; `None` (no end) for a timeout too long to count.
-pub(crate) fn deadline_after(timeout: std::time::Duration) -> Option<std::time::Instant> {
-    std::time::Instant::now().checked_add(timeout)
-}
 pub use lock::{Lock, LockGuard, RLock};
 /// Signals, for [`Process::signal`] and [`ExitStatus::signal`].
 pub use nix::sys::signal::Signal;

@@ -448,7 +448,7 @@ enum Wait {
 impl Wait {
     /// At most `timeout` from now; a timeout too long to add to the clock waits forever.
     fn until(timeout: Duration) -> Wait {
-        crate::deadline_after(timeout).map_or(Wait::Forever, Wait::Until)
+        crate::sync::deadline_after(timeout).map_or(Wait::Forever, Wait::Until)
     }
 }
 

@@ -308,7 +308,7 @@ impl Process {
     ///
     /// As [`join`](Process::join).
     pub fn join_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>> {
-        self.wait_until(crate::deadline_after(timeout))
+        self.wait_until(crate::sync::deadline_after(timeout))
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {

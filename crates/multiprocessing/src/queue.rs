@@ -197,7 +197,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// [`Error::Full`] when there was no room in time, and as [`put`](Queue::put).
     pub fn put_timeout(&self, item: impl Borrow<T>, timeout: Duration) -> Result<()> {
-        self.put_until(item.borrow(), crate::deadline_after(timeout))
+        self.put_until(item.borrow(), crate::sync::deadline_after(timeout))
     }
 
     /// Puts a message only if there is room now: Python's `put(item, block=False)`.
@@ -233,7 +233,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// [`Error::Empty`] when none came in time, and as [`get`](Queue::get).
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.get_until(crate::deadline_after(timeout))
+        self.get_until(crate::sync::deadline_after(timeout))
     }
 
     /// Takes the oldest message if there is one now: Python's `get(block=False)`.
@@ -418,7 +418,7 @@ impl<T> JoinableQueue<T> {
     ///
     /// [`Error::Os`].
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.join_until(crate::deadline_after(timeout))
+        self.join_until(crate::sync::deadline_after(timeout))
     }
 
     fn join_until(&self, deadline: Option<Instant>) -> Result<bool> {

@@ -322,6 +322,11 @@ impl RawCondvar {
     }
 }
 
+/// When a wait of `timeout` from now ends; `None` (no end) for a timeout too long to count.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
 /// Locks an in-process mutex whose data stays valid even if a holder panicked.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)

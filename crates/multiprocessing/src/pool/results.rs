@@ -112,7 +112,7 @@ impl<R> AsyncResult<R> {
     /// [`Error::Timeout`] when it is not ready in time (it may still come; ask again), and
     /// as [`get`](AsyncResult::get).
     pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
-        if !self.wait_until(crate::deadline_after(timeout)) {
+        if !self.wait_until(crate::sync::deadline_after(timeout)) {
             return Err(Error::Timeout { after: timeout });
         }
         (self.finish)(&self.parts)
@@ -120,7 +120,7 @@ impl<R> AsyncResult<R> {
 
     /// Waits at most `timeout` (`None`: as long as it takes); returns whether it is ready.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
-        self.wait_until(timeout.and_then(crate::deadline_after))
+        self.wait_until(timeout.and_then(crate::sync::deadline_after))
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
@@ -223,7 +223,7 @@ impl<A, R, I: Iterator<Item = A>> Imap<'_, A, R, I> {
     /// `Some(Err(Error::Timeout))` when it is not ready in time; it can be asked for again.
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
         self.window
-            .next_until(crate::deadline_after(timeout), timeout)
+            .next_until(crate::sync::deadline_after(timeout), timeout)
     }
 }
 
@@ -262,7 +262,7 @@ where
     /// The next result to come in, waiting at most `timeout` for one: Python's
     /// `next(timeout)`. `Some(Err(Error::Timeout))` when none came in time; ask again.
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
-        self.next_until(crate::deadline_after(timeout), timeout)
+        self.next_until(crate::sync::deadline_after(timeout), timeout)
     }
 
     fn next_until(&mut self, deadline: Option<Instant>, after: Duration) -> Option<Result<R>> {
