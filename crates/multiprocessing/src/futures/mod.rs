@@ -8,7 +8,7 @@
 //!
 //! As in Python, a process executor whose worker dies abruptly is broken: every pending
 //! future fails with [`Error::BrokenProcessPool`], naming the worker and how it ended, and so
-//! does every later `submit`. (A [`Pool`] replaces the worker instead.)
+//! does every later `submit`. (A [`Pool`](crate::Pool) replaces the worker instead.)
 
 mod future;
 mod map;

@@ -27,7 +27,7 @@ struct ThreadShared {
 }
 
 /// Runs calls in threads of this process: Python's `concurrent.futures.ThreadPoolExecutor`,
-/// with the same methods as [`ProcessPoolExecutor`].
+/// with the same methods as [`ProcessPoolExecutor`](super::ProcessPoolExecutor).
 ///
 /// Rust threads run in parallel: there is no GIL to take turns on. What threads lack is the
 /// wall between workers that processes give.
@@ -169,7 +169,7 @@ impl ThreadPoolExecutor {
     }
 
     /// Stops taking calls: Python's `shutdown(wait, cancel_futures)`; see
-    /// [`ProcessPoolExecutor::shutdown`].
+    /// [`ProcessPoolExecutor::shutdown`](super::ProcessPoolExecutor::shutdown).
     pub fn shutdown(&mut self, wait: bool, cancel_futures: bool) {
         self.outstanding.shut_down(cancel_futures);
         lock(&self.shared.queue).open = false;
