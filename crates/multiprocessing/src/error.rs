@@ -174,7 +174,9 @@ impl Error {
     pub(crate) fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Error {
         move |error| Error::Os {
             context,
-            errno: nix::Error::from_raw(error.raw_os_error().unwrap_or(libc::EIO)),
+            errno: error
+                .raw_os_error()
+                .map_or(nix::Error::EIO, nix::Error::from_raw),
         }
     }
 }
