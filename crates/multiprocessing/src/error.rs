@@ -5,7 +5,9 @@ use std::fmt;
 /// Everything that can go wrong in this crate.
 ///
 /// Every misuse Python reports with an `assert` (and loses under `python -O`) is a variant
-/// here, checked every time. Messages are lowercase and say what to do.
+/// here, checked every time. `Display` gives the message, lowercase, saying what to do;
+/// `Debug` gives the variant and its fields, as a derived `Debug` does, so `main` returning
+/// `Err` shows which error it was (print it with `{}` for the sentence).
 ///
 /// # Example
 ///
@@ -16,7 +18,7 @@ use std::fmt;
 /// // Joining a process that was never started is refused, not ignored.
 /// assert!(matches!(p.join(), Err(Error::NotStarted { .. })));
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// `start` was called on a process that had already been started.
@@ -146,6 +148,11 @@ pub enum Error {
     /// `ValueError` when no one holds it, and lets anyone release it otherwise.
     NotOwner,
     /// A system call failed.
+    ///
+    /// Its message is the context and then the errno's description, `cannot make a pipe: Too
+    /// many open files`, and it has no [`source`](std::error::Error::source): the errno is
+    /// in the message already, and a reporter that prints the chain of sources would show it
+    /// twice. The errno itself is the `errno` field.
     Os {
         /// What the runtime was doing.
         context: &'static str,
@@ -167,7 +174,9 @@ impl Error {
     pub(crate) fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Error {
         move |error| Error::Os {
             context,
-            errno: nix::Error::from_raw(error.raw_os_error().unwrap_or(libc::EIO)),
+            errno: error
+                .raw_os_error()
+                .map_or(nix::Error::EIO, nix::Error::from_raw),
         }
     }
 }
@@ -273,19 +282,38 @@ impl fmt::Display for Error {
     }
 }
 
-/// The message, as `Display` gives it: `main` returning `Err` prints an error with `Debug`,
-/// and a reader should see the sentence, not the variant.
-impl fmt::Debug for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+/// No variant has a source: each message is whole, [`Error::Os`]'s errno included.
+impl std::error::Error for Error {}
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Os { errno, .. } => Some(errno),
-            _ => None,
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn debug_shows_the_variant_and_display_the_sentence() {
+        let error = Error::Os {
+            context: "cannot make a pipe",
+            errno: nix::Error::EMFILE,
+        };
+        assert_eq!(
+            format!("{error:?}"),
+            r#"Os { context: "cannot make a pipe", errno: EMFILE }"#
+        );
+        assert_eq!(error.to_string(), "cannot make a pipe: Too many open files");
+        assert_eq!(format!("{:?}", Error::Disconnected), "Disconnected");
+    }
+
+    #[test]
+    fn a_chain_of_sources_names_the_errno_once() {
+        let error = Error::os("cannot make a pipe")(nix::Error::EMFILE);
+        let mut chain = vec![error.to_string()];
+        let mut source = error.source();
+        while let Some(inner) = source {
+            chain.push(inner.to_string());
+            source = inner.source();
         }
+        assert_eq!(chain.join(": "), "cannot make a pipe: Too many open files");
     }
 }

@@ -25,11 +25,13 @@
 //! of the other end is closed, so start other processes before making a pipe they do not use,
 //! or expect the end of the stream only after they end too.
 
-use std::io::{IoSlice, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, sendmsg};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -145,10 +147,10 @@ impl Connection {
         slices.extend(parts.iter().map(|part| IoSlice::new(part)));
         let mut parts = &mut slices[..];
         while !parts.is_empty() {
-            match self.send_vectored(parts, 0) {
+            match self.send_vectored(parts, MsgFlags::empty()) {
                 Ok(0) => return Err(Error::Disconnected),
                 Ok(written) => IoSlice::advance_slices(&mut parts, written),
-                Err(error) => return Err(io_error(error, "cannot send a message")),
+                Err(errno) => return Err(os_error(errno, "cannot send a message")),
             }
         }
         Ok(())
@@ -220,37 +222,24 @@ impl Connection {
     /// Writes as much of `bytes` as the socket takes without waiting; returns how much (0
     /// when it is full). For a caller that must never block on a slow reader.
     pub(crate) fn send_some(&mut self, bytes: &[u8]) -> Result<usize> {
-        match self.send_vectored(&[IoSlice::new(bytes)], libc::MSG_DONTWAIT) {
+        match self.send_vectored(&[IoSlice::new(bytes)], MsgFlags::MSG_DONTWAIT) {
             Ok(written) => Ok(written),
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
-            Err(error) => Err(io_error(error, "cannot send a message")),
+            Err(Errno::EAGAIN) => Ok(0),
+            Err(errno) => Err(os_error(errno, "cannot send a message")),
         }
     }
 
-    /// `sendmsg` with `MSG_NOSIGNAL` (and `flags`): a closed peer gives `EPIPE`, never a
-    /// `SIGPIPE` that would kill the process whatever its signal settings.
-    fn send_vectored(&self, parts: &[IoSlice<'_>], flags: libc::c_int) -> std::io::Result<usize> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: an all-zero msghdr is valid (no address, no control data).
-        let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
-        // `IoSlice` is documented to be ABI compatible with `iovec` on Unix.
-        message.msg_iov = parts.as_ptr().cast_mut().cast();
-        message.msg_iovlen = parts.len();
+    /// `sendmsg` with `MSG_NOSIGNAL` (and `flags`), retried when a signal interrupts it: a
+    /// closed peer gives `EPIPE`, never a `SIGPIPE` that would kill the process whatever its
+    /// signal settings.
+    ///
+    /// See also: [`sendmsg(2)`](https://man7.org/linux/man-pages/man2/sendmsg.2.html).
+    fn send_vectored(&self, parts: &[IoSlice<'_>], flags: MsgFlags) -> nix::Result<usize> {
         loop {
-            // SAFETY: `message` points at `parts`, which outlive the call; sendmsg only reads.
-            let sent = unsafe {
-                libc::sendmsg(
-                    self.stream.as_raw_fd(),
-                    &message,
-                    libc::MSG_NOSIGNAL | flags,
-                )
-            };
-            if sent >= 0 {
-                return Ok(sent as usize);
-            }
-            let error = std::io::Error::last_os_error();
-            if error.kind() != std::io::ErrorKind::Interrupted {
-                return Err(error);
+            let fd = self.stream.as_raw_fd();
+            match sendmsg::<()>(fd, parts, &[], MsgFlags::MSG_NOSIGNAL | flags, None) {
+                Err(Errno::EINTR) => {}
+                result => return result,
             }
         }
     }
@@ -269,14 +258,14 @@ impl Connection {
                 continue;
             }
             if buffer.len() - filled >= READ_AHEAD {
-                match read_some(&mut self.stream, &mut buffer[filled..])? {
+                match read_some(&self.stream, &mut buffer[filled..])? {
                     0 => break,
                     count => filled += count,
                 }
             } else {
                 self.ahead.resize(READ_AHEAD, 0);
                 self.start = 0;
-                let count = read_some(&mut self.stream, &mut self.ahead)?;
+                let count = read_some(&self.stream, &mut self.ahead)?;
                 self.ahead.truncate(count);
                 if count == 0 {
                     break;
@@ -341,19 +330,46 @@ impl From<Connection> for OwnedFd {
 }
 
 /// One `read`, retried when a signal interrupts it; 0 at the end of the stream.
-fn read_some(stream: &mut UnixStream, buffer: &mut [u8]) -> Result<usize> {
+fn read_some(stream: &UnixStream, buffer: &mut [u8]) -> Result<usize> {
     loop {
-        match stream.read(buffer) {
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            result => return result.map_err(|error| io_error(error, "cannot receive a message")),
+        match nix::unistd::read(stream, buffer) {
+            Err(Errno::EINTR) => {}
+            result => return result.map_err(|errno| os_error(errno, "cannot receive a message")),
         }
     }
 }
 
 /// Maps a broken connection to [`Error::Disconnected`], anything else to [`Error::Os`].
-fn io_error(error: std::io::Error, context: &'static str) -> Error {
-    match error.raw_os_error() {
-        Some(libc::EPIPE | libc::ECONNRESET) => Error::Disconnected,
-        _ => Error::io(context)(error),
+fn os_error(errno: Errno, context: &'static str) -> Error {
+    match errno {
+        Errno::EPIPE | Errno::ECONNRESET => Error::Disconnected,
+        errno => Error::Os { context, errno },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_some_takes_what_fits_then_reports_a_closed_peer() {
+        let (mut sender, receiver) = pipe(true).unwrap();
+        let chunk = vec![0; 64 * 1024];
+        let mut sent = 0;
+        // A socket's buffer is a few hundred KiB: it fills long before this bound.
+        for _ in 0..1024 {
+            match sender.send_some(&chunk).unwrap() {
+                0 => break,
+                written => sent += written,
+            }
+        }
+        assert!(sent > 0, "the empty socket took nothing");
+        assert_eq!(
+            sender.send_some(&chunk).unwrap(),
+            0,
+            "a full socket took more"
+        );
+        drop(receiver);
+        assert!(matches!(sender.send_some(&chunk), Err(Error::Disconnected)));
     }
 }

@@ -127,7 +127,7 @@ fn call_pair<A, B, R>(func: usize, (a, b): (A, B)) -> R {
 /// A [`Task`] as it travels: where its code is, relative to this crate's anchor function.
 ///
 /// It means something only in a process running the same executable file as the one that
-/// made it; [`TaskRef::run`] is `unsafe` for that reason.
+/// made it, so only the runtime runs one, in the workers of its pools and executors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRef {
     /// The offset of `invoke::<A, R>`, which decodes, calls and encodes.
@@ -141,7 +141,7 @@ type Invoke = fn(usize, &[u8]) -> Result<Vec<u8>>;
 
 /// The results of a chunk as [`TaskRef::run`] returns them, encoded: each item's result, or
 /// the description of the panic that took its place.
-pub type ChunkResults<R> = Vec<std::result::Result<R, String>>;
+pub(crate) type ChunkResults<R> = Vec<std::result::Result<R, String>>;
 
 impl TaskRef {
     /// Runs the task on a chunk of arguments: decodes `args`, an encoded `Vec<A>`, calls the
@@ -159,7 +159,7 @@ impl TaskRef {
     ///
     /// `self` must come from [`Task::to_ref`] in a process running the same executable file,
     /// unchanged: this process or its parent. Otherwise the offsets point at arbitrary code.
-    pub unsafe fn run(&self, args: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) unsafe fn run(&self, args: &[u8]) -> Result<Vec<u8>> {
         // SAFETY: the caller guarantees that `invoke` is the offset of an `invoke::<A, R>` in
         // this very executable, whose type-erased signature is `Invoke`.
         let invoke: Invoke = unsafe { std::mem::transmute::<usize, Invoke>(address(self.invoke)) };
@@ -228,8 +228,13 @@ fn address(offset: i64) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::process::Command;
+
     use super::*;
     use crate::Error;
+
+    /// Where the parent puts the encoded task and argument for the fresh copy.
+    const TASK_VAR: &str = "MULTIPROCESSING_TEST_TASK";
 
     fn doubler(number: i32) -> i32 {
         number * 2
@@ -306,5 +311,51 @@ mod tests {
             Task::new(|n: i32| n + 1).to_ref()
         );
         assert_eq!(Task::new(doubler).to_ref(), Task::new(doubler).to_ref());
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    fn unhex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// A `TaskRef` made in one process runs in a fresh copy of the same executable, as a
+    /// future `spawn` start method needs: the test binary runs itself again, with the encoded
+    /// reference and argument in its environment, and that copy runs only the half that
+    /// executes them.
+    #[test]
+    fn a_task_ref_runs_in_a_fresh_copy_of_the_binary() {
+        let arg = codec::encode(&vec![25]).unwrap();
+        let message = codec::encode(&(Task::new(doubler).to_ref(), arg)).unwrap();
+        let output = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "task::tests::fresh_copy_runs_the_task",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(TASK_VAR, hex(&message))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(stdout.contains("result=50\n"), "{stdout}");
+    }
+
+    /// The half that runs in the fresh copy, started by the test above.
+    #[test]
+    #[ignore = "runs only in the copy that a_task_ref_runs_in_a_fresh_copy_of_the_binary starts"]
+    fn fresh_copy_runs_the_task() {
+        let message = std::env::var(TASK_VAR).expect("started by the test above");
+        let (task, arg): (TaskRef, Vec<u8>) = codec::decode(&unhex(&message)).unwrap();
+        // SAFETY: the reference was made by this same test executable, run by its parent.
+        let result = unsafe { task.run(&arg) }.unwrap();
+        let results: ChunkResults<i32> = codec::decode(&result).unwrap();
+        println!("result={}", results[0].as_ref().unwrap());
     }
 }

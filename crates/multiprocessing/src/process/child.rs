@@ -8,6 +8,8 @@ use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
 use std::sync::Once;
 
+use nix::sys::prctl;
+use nix::sys::signal::Signal;
 use nix::unistd::{ForkResult, Pid};
 
 use super::state::{self, State};
@@ -193,7 +195,8 @@ fn bootstrap(target: Target, child_state: Box<State>) -> ! {
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
     // SAFETY: `_exit` ends the process at once; it is the only way out of a forked child
-    // that does not run the parent's `atexit` handlers and destructors a second time.
+    // that does not run the parent's `atexit` handlers and destructors a second time. (Neither
+    // the standard library nor nix wraps it.)
     unsafe { libc::_exit(code) }
 }
 
@@ -203,21 +206,20 @@ fn bootstrap(target: Target, child_state: Box<State>) -> ! {
 ///
 /// See also: [`PR_SET_PDEATHSIG`](https://man7.org/linux/man-pages/man2/PR_SET_PDEATHSIG.2const.html).
 fn die_with_parent(parent: u32) {
-    // SAFETY: this prctl only sets an attribute of the calling process.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // It fails only for an invalid signal; SIGKILL is valid.
+    let _ = prctl::set_pdeathsig(Signal::SIGKILL);
     // A parent that died before the call sent nothing: then this process has been adopted.
     if nix::unistd::getppid().as_raw().unsigned_abs() != parent {
-        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::raise(Signal::SIGKILL);
     }
 }
 
 /// Points the child's stdin at `/dev/null`, as Python does, so that children do not compete
 /// with the parent for its input.
 fn redirect_stdin() {
-    use std::os::fd::AsRawFd;
     if let Ok(null) = std::fs::File::open("/dev/null") {
-        // SAFETY: dup2 on two valid descriptors; fd 0 is replaced atomically.
-        unsafe { libc::dup2(null.as_raw_fd(), libc::STDIN_FILENO) };
+        // fd 0 is replaced atomically; if that fails, the child keeps the parent's stdin.
+        let _ = nix::unistd::dup2_stdin(&null);
     }
 }
 
@@ -284,4 +286,43 @@ fn install_exit_handler() {
 /// child that calls `std::process::exit`, for that child's own children.
 extern "C" fn at_exit() {
     let _ = panic::catch_unwind(finish_children);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{ExitStatus, Process};
+
+    /// Starts `process` and waits for it, killing it if it has not ended within a minute.
+    fn run(process: &Process) -> Option<ExitStatus> {
+        process.start().unwrap();
+        let status = process.join_timeout(Duration::from_secs(60)).unwrap();
+        if status.is_none() {
+            let _ = process.kill();
+            let _ = process.join();
+        }
+        status
+    }
+
+    #[test]
+    fn a_child_reads_its_stdin_from_dev_null() {
+        let p = Process::new(|| {
+            let stdin = std::fs::read_link("/proc/self/fd/0").ok();
+            assert_eq!(stdin.as_deref(), Some(Path::new("/dev/null")));
+        });
+        assert_eq!(run(&p), Some(ExitStatus::Exited(0)));
+    }
+
+    #[test]
+    fn a_daemonic_child_asks_for_sigkill_when_its_parent_dies() {
+        let p = Process::builder().daemon(true).target(|| {
+            assert_eq!(prctl::get_pdeathsig(), Ok(Some(Signal::SIGKILL)));
+        });
+        assert_eq!(run(&p), Some(ExitStatus::Exited(0)));
+        let p = Process::new(|| assert_eq!(prctl::get_pdeathsig(), Ok(None)));
+        assert_eq!(run(&p), Some(ExitStatus::Exited(0)));
+    }
 }

@@ -51,7 +51,8 @@ impl ExitStatus {
         }
     }
 
-    /// Decodes a raw status from `waitpid`; `None` for a stopped or continued process.
+    /// Decodes a raw status from `waitpid`; `None` for a stopped or continued process. Any
+    /// signal keeps its number, the real-time ones nix has no name for included.
     pub(crate) fn from_raw(status: libc::c_int) -> Option<ExitStatus> {
         if libc::WIFEXITED(status) {
             Some(ExitStatus::Exited(libc::WEXITSTATUS(status)))
@@ -90,6 +91,7 @@ mod tests {
         // A raw wait status keeps the exit code in bits 8..16 and the signal in bits 0..7.
         assert_eq!(ExitStatus::from_raw(3 << 8), Some(ExitStatus::Exited(3)));
         assert_eq!(ExitStatus::from_raw(9), Some(ExitStatus::Signaled(9)));
+        assert_eq!(ExitStatus::from_raw(40), Some(ExitStatus::Signaled(40)));
         // 0x7f in the low bits marks a stopped process, which has not ended.
         assert_eq!(ExitStatus::from_raw((19 << 8) | 0x7f), None);
     }

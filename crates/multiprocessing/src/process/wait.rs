@@ -111,27 +111,35 @@ impl Waiter {
 }
 
 /// `waitpid(pid, WNOHANG)`: the status if the child has ended, `None` if it runs.
+///
+/// This calls libc, not `nix::sys::wait::waitpid`: nix decodes the status into its `Signal`,
+/// which has no variant for the real-time signals, so for a child killed by one it reaps the
+/// child and then fails with `EINVAL`, and how the child ended is lost for good.
+/// [`ExitStatus::from_raw`] keeps any signal's number.
 fn reap(pid: Pid) -> Result<Option<ExitStatus>> {
     loop {
         let mut raw = 0;
         // SAFETY: waitpid writes one int through a valid pointer.
         let reaped = unsafe { libc::waitpid(pid.as_raw(), &mut raw, libc::WNOHANG) };
-        match reaped {
-            0 => return Ok(None),
-            -1 if Errno::last() == Errno::EINTR => continue,
-            -1 => {
+        match Errno::result(reaped) {
+            Ok(0) => return Ok(None),
+            Err(Errno::EINTR) => continue,
+            Err(errno) => {
                 return Err(Error::Os {
                     context: "cannot wait for the process (was it reaped by someone else?)",
-                    errno: Errno::last(),
+                    errno,
                 });
             }
             // Stopped and continued children have not ended: keep waiting.
-            _ => return Ok(ExitStatus::from_raw(raw)),
+            Ok(_) => return Ok(ExitStatus::from_raw(raw)),
         }
     }
 }
 
-/// A pidfd for `pid`, or `None` where the kernel has none (before Linux 5.3).
+/// A pidfd for `pid`, or `None` where the kernel has none (before Linux 5.3). A raw system
+/// call, since neither nix nor the libc crate wraps it.
+///
+/// See also: [`pidfd_open(2)`](https://man7.org/linux/man-pages/man2/pidfd_open.2.html).
 fn pidfd_open(pid: Pid) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
@@ -140,4 +148,30 @@ fn pidfd_open(pid: Pid) -> Option<OwnedFd> {
     }
     // SAFETY: the kernel just gave us this descriptor (close-on-exec); nothing else owns it.
     Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::Process;
+
+    #[test]
+    fn a_child_killed_by_a_real_time_signal_keeps_its_number() {
+        let p = Process::new(|| std::thread::sleep(Duration::from_secs(60)));
+        p.start().unwrap();
+        let signal = libc::SIGRTMIN() + 6;
+        let pid = p.pid().unwrap().cast_signed();
+        // SAFETY: kill only sends a signal, to our child, which cannot be reaped (and its pid
+        // reused) before the join below.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        let status = p.join_timeout(Duration::from_secs(60)).unwrap();
+        if status.is_none() {
+            let _ = p.kill();
+            let _ = p.join();
+        }
+        assert_eq!(status, Some(ExitStatus::Signaled(signal)));
+        assert_eq!(p.exitcode(), Some(-signal));
+    }
 }
