@@ -166,15 +166,19 @@ impl TaskRef {
         invoke(address(self.func), args)
     }
 
-    /// The reference as 16 bytes, for a frame that carries it without serde.
-    pub(crate) fn to_bytes(self) -> [u8; 16] {
-        let mut bytes = [0; 16];
+    /// How many bytes [`to_bytes`](TaskRef::to_bytes) gives.
+    pub(crate) const BYTES: usize = 16;
+
+    /// The reference as bytes, for a frame that carries it without serde.
+    pub(crate) fn to_bytes(self) -> [u8; TaskRef::BYTES] {
+        let mut bytes = [0; TaskRef::BYTES];
         bytes[..8].copy_from_slice(&self.invoke.to_le_bytes());
         bytes[8..].copy_from_slice(&self.func.to_le_bytes());
         bytes
     }
 
-    /// The reference from the first 16 of `bytes`, if there are that many.
+    /// The reference from the first [`BYTES`](TaskRef::BYTES) of `bytes`, if there are that
+    /// many.
     pub(crate) fn from_bytes(bytes: &[u8]) -> Option<TaskRef> {
         let invoke = i64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
         let func = i64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);

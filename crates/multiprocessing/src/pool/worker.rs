@@ -17,11 +17,8 @@ use crate::task::TaskRef;
 const RUN: u8 = 0;
 pub(super) const EXIT: u8 = 1;
 
-/// The size of a task's reference in a frame, as [`TaskRef::to_bytes`] writes it.
-const TASK_BYTES: usize = 16;
-
 /// The parts of a frame that tells a worker to run `task` on a chunk of encoded `args`.
-pub(super) fn run_frame<'a>(task: &'a [u8; TASK_BYTES], args: &'a [u8]) -> [&'a [u8]; 3] {
+pub(super) fn run_frame<'a>(task: &'a [u8; TaskRef::BYTES], args: &'a [u8]) -> [&'a [u8]; 3] {
     [&[RUN], task, args]
 }
 
@@ -30,7 +27,7 @@ fn parse_run(frame: &[u8]) -> Option<(TaskRef, &[u8])> {
     let (&RUN, rest) = frame.split_first()? else {
         return None;
     };
-    let (task, args) = rest.split_at_checked(TASK_BYTES)?;
+    let (task, args) = rest.split_at_checked(TaskRef::BYTES)?;
     Some((TaskRef::from_bytes(task)?, args))
 }
 
