@@ -1,10 +1,11 @@
 //! Python's `multiprocessing.Queue` and `JoinableQueue`: messages between processes.
 //!
 //! A queue is a ring of bytes in memory shared by every process forked after it was made,
-//! with a robust process-shared mutex and condition variables beside it. [`Queue::put`]
-//! encodes the message (with [`codec`]) and copies the frame into the ring under
-//! the mutex; [`Queue::get`] copies the oldest frame out and decodes it. What this design buys,
-//! compared with Python's pipe and feeder thread:
+//! with a robust process-shared mutex beside it and a futex word for each thing a process
+//! may wait for: a message, room, every task done. [`Queue::put`] encodes the message (with
+//! [`codec`]) and copies the frame into the ring under the mutex; [`Queue::get`] copies the
+//! oldest frame out and decodes it. What this design buys, compared with Python's pipe and
+//! feeder thread:
 //!
 //! - **Nothing is sent late.** `put` encodes at once, so an error is returned by `put` itself;
 //!   Python pickles on a background thread and reports the error there, later.
@@ -16,6 +17,13 @@
 //!   copied. A writer killed in the middle of a message leaves nothing behind it; a reader
 //!   killed in the middle leaves the message for the next reader. Whoever takes the mutex next
 //!   is told (a WARNING log record) and carries on.
+//! - **A killed waiter leaves nothing behind.** A process killed at any instant of `get`,
+//!   `put` or [`JoinableQueue::join`], waiting or not, leaves the queue working for every
+//!   other process. A wait sleeps on a futex, which the kernel forgets when the sleeper dies;
+//!   a pthread condition variable would keep the dead waiter's place, and the next `put` would
+//!   wake the dead process instead of a live one, or wait for it forever. In Python, a
+//!   consumer killed in `get` takes the queue's read lock with it, and a process killed in
+//!   `join` hangs the next `task_done`.
 //! - **Any size.** A message larger than the ring grows the ring; the limit is
 //!   [`Builder::max_message`], checked by `put` before anything is copied.
 
@@ -38,7 +46,7 @@ use serde::de::DeserializeOwned;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::shm::Shared;
-use crate::sync::{Acquired, Kind, RawCondvar, RawMutex};
+use crate::sync::{Acquired, Kind, RawMutex, SharedCondition};
 
 /// The ring's first size; it doubles when a message does not fit. Pages are only
 /// allocated when touched.
@@ -392,14 +400,15 @@ impl<T> JoinableQueue<T> {
     /// [`Error::TaskDoneTooManyTimes`] when there is no unfinished task, [`Error::Os`].
     pub fn task_done(&self) -> Result<()> {
         let guard = self.queue.inner.lock(None)?.expect("no deadline");
-        let state = guard.state();
-        if state.unfinished == 0 {
+        let unfinished = guard.state().unfinished;
+        if unfinished == 0 {
             return Err(Error::TaskDoneTooManyTimes);
         }
-        state.unfinished -= 1;
-        if state.unfinished == 0 {
-            self.queue.inner.header.all_done.notify_all();
+        if unfinished == 1 {
+            // Wake the joiners before the count reaches 0 (see `SharedCondition::notify`).
+            self.queue.inner.header.all_done.notify();
         }
+        guard.state().unfinished = unfinished - 1;
         Ok(())
     }
 
@@ -438,9 +447,9 @@ impl<T> JoinableQueue<T> {
 /// What every process shares: the mutex, the conditions, and the ring's indices.
 struct Header {
     mutex: RawMutex,
-    not_empty: RawCondvar,
-    not_full: RawCondvar,
-    all_done: RawCondvar,
+    not_empty: SharedCondition,
+    not_full: SharedCondition,
+    all_done: SharedCondition,
     state: UnsafeCell<State>,
 }
 
@@ -488,9 +497,9 @@ impl Inner {
     fn new(options: Builder) -> Result<Inner> {
         let header = Shared::new(Header {
             mutex: RawMutex::new(),
-            not_empty: RawCondvar::new(),
-            not_full: RawCondvar::new(),
-            all_done: RawCondvar::new(),
+            not_empty: SharedCondition::new(),
+            not_full: SharedCondition::new(),
+            all_done: SharedCondition::new(),
             state: UnsafeCell::new(State {
                 head: 0,
                 tail: 0,
@@ -504,12 +513,7 @@ impl Inner {
         })?;
         // SAFETY: the header was just placed in shared memory, where it stays, and no other
         // thread or process can see it yet.
-        unsafe {
-            header.mutex.init(Kind::Normal)?;
-            header.not_empty.init()?;
-            header.not_full.init()?;
-            header.all_done.init()?;
-        }
+        unsafe { header.mutex.init(Kind::Normal)? };
         let ring = memfd_create("multiprocessing-queue", MFdFlags::MFD_CLOEXEC)
             .map_err(Error::os("cannot make a queue's memory"))?;
         nix::unistd::ftruncate(&ring, INITIAL_CAPACITY as i64)
@@ -564,11 +568,12 @@ impl Inner {
         let tail = guard.state().tail;
         guard.write_at(tail, &size.to_le_bytes());
         guard.write_at(tail + LENGTH, bytes);
+        // Wake the getters before the message counts (see `SharedCondition::notify`).
+        self.header.not_empty.notify();
         let state = guard.state();
         state.tail += LENGTH + size;
         state.count += 1;
         state.unfinished += 1;
-        self.header.not_empty.notify_one();
         Ok(())
     }
 
@@ -603,12 +608,13 @@ impl Inner {
         bytes.clear();
         bytes.resize(size as usize, 0);
         guard.read_at(head + LENGTH, bytes);
+        if guard.state().maxsize > 0 {
+            // Wake the putters before the room is made (see `SharedCondition::notify`).
+            self.header.not_full.notify();
+        }
         let state = guard.state();
         state.head += LENGTH + size;
         state.count -= 1;
-        if state.maxsize > 0 {
-            self.header.not_full.notify_one();
-        }
         Ok(())
     }
 
@@ -662,7 +668,7 @@ impl Guard<'_> {
     }
 
     /// Waits on `condition`; false when `deadline` passed.
-    fn wait(&mut self, condition: &RawCondvar, deadline: Option<Instant>) -> Result<bool> {
+    fn wait(&mut self, condition: &SharedCondition, deadline: Option<Instant>) -> Result<bool> {
         let (acquired, timed_out) = condition.wait(&self.inner.header.mutex, deadline)?;
         self.after_acquire(acquired);
         Ok(!timed_out)

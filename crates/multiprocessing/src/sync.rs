@@ -1,14 +1,22 @@
 //! The process-shared primitives underneath `Lock`, `RLock`, `Value` and the queues: POSIX
-//! robust mutexes and condition variables, placed in [`Shared`](crate::shm::Shared) memory.
+//! robust mutexes, and conditions to wait for under them, placed in
+//! [`Shared`](crate::shm::Shared) memory.
 //!
 //! A robust mutex is what lets the runtime avoid a trap of Python's: when the process (or
 //! thread) holding it dies, the next `lock` does not block forever but succeeds and reports
 //! [`Acquired::OwnerDied`], so the caller can repair or report whatever the dead owner left
 //! half done.
 //!
-//! See also: [`pthread_mutexattr_setrobust(3)`](https://man7.org/linux/man-pages/man3/pthread_mutexattr_setrobust.3.html).
+//! A [`SharedCondition`] does the same for waiting. A process killed while it waits leaves
+//! nothing that anyone waits for, where with a process-shared `pthread_cond_t` the next
+//! signal or broadcast would wait for the dead process forever, holding the mutex (and in
+//! Python, the next `Condition.notify` likewise).
+//!
+//! See also: [`pthread_mutexattr_setrobust(3)`](https://man7.org/linux/man-pages/man3/pthread_mutexattr_setrobust.3.html),
+//! [`futex(2)`](https://man7.org/linux/man-pages/man2/futex.2.html).
 
 use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -221,104 +229,148 @@ impl RawMutex {
             code => check(code, "cannot unlock a mutex"),
         }
     }
-
-    fn as_ptr(&self) -> *mut libc::pthread_mutex_t {
-        self.mutex.get()
-    }
 }
 
-/// A process-shared pthread condition variable, measured on the monotonic clock. Same rules
-/// as [`RawMutex`]: shared memory, `init` once, never moved.
-pub(crate) struct RawCondvar {
-    cond: UnsafeCell<libc::pthread_cond_t>,
+/// A condition that processes wait for under a [`RawMutex`], such as "the queue is not
+/// empty": what a process-shared condition variable would be, made so that a waiter killed at
+/// any instant leaves nothing behind. Same rules as [`RawMutex`]: it lives in shared memory.
+///
+/// glibc's `pthread_cond_t` cannot be that. It keeps count of the waiters inside each wait
+/// (which group each belongs to, how many have yet to leave), and a waiter killed there never
+/// leaves: the next `pthread_cond_signal` either spends its wake-up on the dead process or
+/// waits forever for it to go, holding the mutex. Here a waiter sleeps on one 32-bit word
+/// with a futex, which the kernel forgets when the sleeper dies, and a flag says that someone
+/// may be asleep. A waiter that died (or gave up at its deadline) leaves at most that flag
+/// set, which costs the next notifier one `FUTEX_WAKE` that finds no one: never a hang.
+///
+/// A notification wakes every waiter, and a notifier notifies *before* it makes the change
+/// visible: so no death, of waiter or notifier, at any instant, leaves a waiter asleep while
+/// what it waits for has come. Waking one waiter would not do: the one woken could be killed
+/// before it takes the mutex, and the others would sleep on beside a message. See
+/// [`notify`](Self::notify).
+///
+/// See also: [`futex(2)`](https://man7.org/linux/man-pages/man2/futex.2.html).
+pub(crate) struct SharedCondition {
+    /// Changes at each notification that may find a waiter: a waiter sleeps only while it
+    /// still holds the value it read under the mutex, so no notification is missed.
+    sequence: AtomicU32,
+    /// Whether a process has begun to wait since the last notification; read and written
+    /// only under the mutex. It spares `notify` a system call when no one waits.
+    waiting: AtomicBool,
 }
 
-// SAFETY: a pthread condition variable is made to be used from many threads at once.
-unsafe impl Sync for RawCondvar {}
-// SAFETY: as above; never moved after `init`.
-unsafe impl Send for RawCondvar {}
-
-impl RawCondvar {
-    /// An uninitialised condition variable, to be placed and then [`init`](Self::init)ed.
-    pub(crate) fn new() -> RawCondvar {
-        RawCondvar {
-            // SAFETY: all-zero bytes are a valid default pthread_cond_t on Linux; `init`
-            // sets the attributes before use.
-            cond: UnsafeCell::new(unsafe { std::mem::zeroed() }),
+impl SharedCondition {
+    /// A condition no one waits for; ready to use once it is in shared memory.
+    pub(crate) const fn new() -> SharedCondition {
+        SharedCondition {
+            sequence: AtomicU32::new(0),
+            waiting: AtomicBool::new(false),
         }
     }
 
-    /// Makes it process-shared and monotonic, in place.
+    /// Releases `mutex`, which the caller holds, sleeps until a notification or `deadline`,
+    /// and locks `mutex` again. Returns how the mutex was re-acquired and whether time ran
+    /// out. Wake-ups can be spurious: callers re-check what they wait for. A signal handled
+    /// during the sleep does not end it, nor move its deadline.
     ///
-    /// # Safety
+    /// # Errors
     ///
-    /// As [`RawMutex::init`].
-    pub(crate) unsafe fn init(&self) -> Result<()> {
-        // SAFETY: as in `RawMutex::init`.
-        unsafe {
-            let mut attr: libc::pthread_condattr_t = std::mem::zeroed();
-            check(
-                libc::pthread_condattr_init(&mut attr),
-                "cannot make a condition",
-            )?;
-            let result = check(
-                libc::pthread_condattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED),
-                "cannot share a condition between processes",
-            )
-            .and_then(|()| {
-                check(
-                    libc::pthread_condattr_setclock(&mut attr, libc::CLOCK_MONOTONIC),
-                    "cannot set a condition's clock",
-                )
-            })
-            .and_then(|()| {
-                check(
-                    libc::pthread_cond_init(self.cond.get(), &attr),
-                    "cannot make a condition",
-                )
-            });
-            libc::pthread_condattr_destroy(&mut attr);
-            result
-        }
-    }
-
-    /// Releases `mutex` (which the caller holds), waits for a notification or `deadline`,
-    /// and locks it again. Returns how the mutex was re-acquired and whether time ran out.
-    /// Wake-ups can be spurious: callers re-check their condition.
+    /// [`Error::NotOwner`] when the caller does not hold `mutex`; [`Error::Os`] when the
+    /// futex or the mutex fails, in which case the mutex is held again all the same, unless
+    /// locking it is what failed.
     pub(crate) fn wait(
         &self,
         mutex: &RawMutex,
         deadline: Option<Instant>,
     ) -> Result<(Acquired, bool)> {
-        let code = match deadline {
-            // SAFETY: both objects were initialised and stay mapped; the caller holds `mutex`.
-            None => unsafe { libc::pthread_cond_wait(self.cond.get(), mutex.as_ptr()) },
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let at = clock_after(libc::CLOCK_MONOTONIC, left);
-                // SAFETY: as above; `at` is a valid timespec on the condition's clock.
-                unsafe { libc::pthread_cond_timedwait(self.cond.get(), mutex.as_ptr(), &at) }
-            }
-        };
-        match code {
-            0 => Ok((Acquired::Clean, false)),
-            libc::ETIMEDOUT => Ok((Acquired::Clean, true)),
-            other => mutex
-                .acquired(other)
-                .map(|acquired| (acquired.expect("a wait returns with the mutex held"), false)),
+        if deadline.is_some_and(|deadline| deadline <= Instant::now()) {
+            return Ok((Acquired::Clean, true));
         }
+        // Both under the mutex: a notifier, which holds it too, comes after this, finds
+        // `waiting` set and changes `sequence` from the value read here, so the sleep below
+        // either ends or never starts.
+        self.waiting.store(true, Ordering::Relaxed);
+        let sequence = self.sequence.load(Ordering::Relaxed);
+        mutex.unlock()?;
+        let slept = futex_wait(&self.sequence, sequence, deadline);
+        let acquired = mutex.lock(None)?.expect("no deadline");
+        Ok((acquired, slept?))
     }
 
-    /// Wakes one waiter.
-    pub(crate) fn notify_one(&self) {
-        // SAFETY: initialised and mapped.
-        unsafe { libc::pthread_cond_signal(self.cond.get()) };
+    /// Wakes every process waiting for the condition, if any may be. The caller holds the
+    /// mutex, and calls this before it makes the change that the waiters wait for: a
+    /// notifier killed after the change has already woken them, and they find the mutex
+    /// released by the kernel (`Acquired::OwnerDied`) with the change made. Killed before
+    /// it, it leaves them woken for nothing: they look, and wait again.
+    pub(crate) fn notify(&self) {
+        // A load, not a swap: under the mutex no one else writes the flag, so a put that
+        // finds no one waiting costs one plain read.
+        if !self.waiting.load(Ordering::Relaxed) {
+            return;
+        }
+        self.waiting.store(false, Ordering::Relaxed);
+        // It wraps after 2^32 notifications: a waiter would miss one only if exactly that
+        // many came between its reading the word and its sleeping on it.
+        self.sequence.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: FUTEX_WAKE only reads the address, a live aligned u32 in this mapping. The
+        // operation is the shared one (no FUTEX_PRIVATE_FLAG): the waiters are other
+        // processes, which map the word at other addresses.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.sequence.as_ptr(),
+                libc::FUTEX_WAKE,
+                libc::c_int::MAX,
+            )
+        };
     }
+}
 
-    /// Wakes every waiter.
-    pub(crate) fn notify_all(&self) {
-        // SAFETY: initialised and mapped.
-        unsafe { libc::pthread_cond_broadcast(self.cond.get()) };
+/// Sleeps while `word` holds `expected`, until woken or `deadline`; whether time ran out.
+/// Returns at once if `word` no longer holds `expected`.
+fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Result<bool> {
+    // An absolute time on the monotonic clock, so that waking early for a signal and sleeping
+    // again keeps the original deadline. FUTEX_WAIT_BITSET without FUTEX_CLOCK_REALTIME
+    // measures it on CLOCK_MONOTONIC, the clock of `Instant`.
+    let until = deadline.map(|deadline| {
+        clock_after(
+            libc::CLOCK_MONOTONIC,
+            deadline.saturating_duration_since(Instant::now()),
+        )
+    });
+    let until_ptr = until
+        .as_ref()
+        .map_or(std::ptr::null(), |until| until as *const libc::timespec);
+    loop {
+        // SAFETY: the kernel reads the aligned u32 at `word`, which stays mapped, and the
+        // timespec, which lives on this stack, or none; the second address is unused by
+        // FUTEX_WAIT_BITSET. Shared, not private: the wakers are other processes.
+        let code = unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT_BITSET,
+                expected,
+                until_ptr,
+                std::ptr::null::<u32>(),
+                libc::FUTEX_BITSET_MATCH_ANY,
+            )
+        };
+        if code == 0 {
+            return Ok(false);
+        }
+        match Errno::last() {
+            // The word changed before we slept: a notification came.
+            Errno::EAGAIN => return Ok(false),
+            Errno::ETIMEDOUT => return Ok(true),
+            Errno::EINTR => continue,
+            errno => {
+                return Err(Error::Os {
+                    context: "cannot wait on a shared condition",
+                    errno,
+                });
+            }
+        }
     }
 }
 

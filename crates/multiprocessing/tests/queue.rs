@@ -1,15 +1,17 @@
 //! `Queue` and `JoinableQueue` as a user sees them: order, every message delivered once,
-//! bounds, timeouts, errors, large messages, and a writer killed in the middle of one.
+//! bounds, timeouts, errors, large messages, a writer killed in the middle of one, and
+//! processes killed while they wait in `get`, `put` or `join`.
 
 mod common;
 
-use common::{PATIENCE, finish, started};
+use common::{PATIENCE, finish, run, started};
 
 use std::collections::HashMap;
 use std::thread::sleep;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use multiprocessing::{Error, JoinableQueue, Process, Queue, queue};
+use multiprocessing::{Error, JoinableQueue, Process, Queue, Signal, queue};
+use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 #[test]
@@ -311,4 +313,164 @@ fn the_builder_sets_maxsize_for_a_joinable_queue() {
     let q: JoinableQueue<u8> = JoinableQueue::with(queue::Builder::new().maxsize(1)).unwrap();
     q.put(1).unwrap();
     assert!(matches!(q.try_put(2), Err(Error::Full)));
+}
+
+/// Runs `scenario` in a child process, which must succeed within [`PATIENCE`]. A queue broken
+/// by a dead waiter hangs whoever uses it next, even in a timed call, so the whole scenario is
+/// what is timed.
+fn in_a_child(scenario: impl FnOnce() + Send + 'static) {
+    assert!(run(&Process::new(scenario)).success());
+}
+
+/// Starts a daemonic child, which dies with the scenario's process if that one is killed.
+fn helper<R: multiprocessing::Outcome>(target: impl FnOnce() -> R + Send + 'static) -> Process {
+    started(Process::builder().daemon(true).target(target))
+}
+
+/// Sends `process` SIGKILL or SIGTERM after 0 to 10 ms, so that it dies on its way into a
+/// wait or during it, and checks that the signal is what ended it.
+fn kill_at_random(process: &Process, rng: &mut impl RngExt) {
+    sleep(Duration::from_micros(rng.random_range(0..10_000)));
+    let signal = if rng.random() {
+        Signal::SIGKILL
+    } else {
+        Signal::SIGTERM
+    };
+    process.signal(signal).unwrap();
+    assert_eq!(
+        finish(process).signal(),
+        Some(signal),
+        "{process} was to wait until killed"
+    );
+}
+
+#[test]
+fn getters_killed_while_they_wait_leave_the_queue_working() {
+    const ROUNDS: u32 = 100;
+    in_a_child(|| {
+        let mut rng = rand::rng();
+        // `None` stops the consumer that lives through every round.
+        let q: Queue<Option<u32>> = Queue::new().unwrap();
+        let received: Queue<u32> = Queue::new().unwrap();
+        let survivor = {
+            let (q, received) = (q.clone(), received.clone());
+            helper(move || -> multiprocessing::Result<()> {
+                while let Some(round) = q.get_timeout(PATIENCE)? {
+                    received.put_timeout(round, PATIENCE)?;
+                }
+                Ok(())
+            })
+        };
+        for round in 0..ROUNDS {
+            // Nothing is put while they live: each waits in `get` until it is killed.
+            let doomed: Vec<Process> = (0..rng.random_range(1..=3))
+                .map(|_| {
+                    let q = q.clone();
+                    helper(move || q.get().map(drop))
+                })
+                .collect();
+            for process in &doomed {
+                kill_at_random(process, &mut rng);
+            }
+            q.put_timeout(Some(round), PATIENCE).unwrap();
+            assert_eq!(received.get_timeout(PATIENCE).unwrap(), round);
+        }
+        q.put_timeout(None, PATIENCE).unwrap();
+        assert!(finish(&survivor).success());
+        // Every message arrived once: none is left, and the queue goes on working.
+        assert!(matches!(received.try_get(), Err(Error::Empty)));
+        assert!(matches!(q.try_get(), Err(Error::Empty)));
+        for i in 0..1000 {
+            q.put_timeout(Some(i), PATIENCE).unwrap();
+        }
+        for i in 0..1000 {
+            assert_eq!(q.get_timeout(PATIENCE).unwrap(), Some(i));
+        }
+    });
+}
+
+/// Waits until the bounded queue `q` is full.
+fn wait_until_full(q: &Queue<u32>) {
+    let started = Instant::now();
+    while !q.full().unwrap() {
+        assert!(started.elapsed() < PATIENCE, "the queue never filled up");
+        sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn putters_killed_while_they_wait_for_room_leave_the_queue_working() {
+    const ROUNDS: u32 = 100;
+    /// What the putters that are killed offer; it must never arrive.
+    const DOOMED: u32 = u32::MAX;
+    in_a_child(|| {
+        let mut rng = rand::rng();
+        let q: Queue<u32> = Queue::with_maxsize(1).unwrap();
+        // The producer that lives through every round puts 0..=ROUNDS, waiting for room for
+        // each after the first.
+        let survivor = {
+            let q = q.clone();
+            helper(move || -> multiprocessing::Result<()> {
+                for i in 0..=ROUNDS {
+                    q.put_timeout(i, PATIENCE)?;
+                }
+                Ok(())
+            })
+        };
+        for round in 0..=ROUNDS {
+            wait_until_full(&q);
+            if round < ROUNDS {
+                // The queue stays full while they live: each waits in `put` until killed.
+                let doomed: Vec<Process> = (0..rng.random_range(1..=3))
+                    .map(|_| {
+                        let q = q.clone();
+                        helper(move || q.put(DOOMED))
+                    })
+                    .collect();
+                for process in &doomed {
+                    kill_at_random(process, &mut rng);
+                }
+            }
+            assert_eq!(q.get_timeout(PATIENCE).unwrap(), round);
+        }
+        assert!(finish(&survivor).success());
+        assert!(matches!(q.try_get(), Err(Error::Empty)));
+        q.put_timeout(7, PATIENCE).unwrap();
+        assert!(matches!(q.try_put(8), Err(Error::Full)));
+        assert_eq!(q.get_timeout(PATIENCE).unwrap(), 7);
+    });
+}
+
+#[test]
+fn a_process_killed_in_join_leaves_task_done_and_join_working() {
+    const ROUNDS: u32 = 50;
+    in_a_child(|| {
+        let mut rng = rand::rng();
+        let tasks: JoinableQueue<u32> = JoinableQueue::new().unwrap();
+        for round in 0..ROUNDS {
+            tasks.put_timeout(round, PATIENCE).unwrap();
+            let survivor = {
+                let tasks = tasks.clone();
+                helper(move || assert!(tasks.join_timeout(PATIENCE).unwrap()))
+            };
+            // The task stays unfinished while they live: each waits in `join` until killed.
+            let doomed: Vec<Process> = (0..rng.random_range(1..=3))
+                .map(|_| {
+                    let tasks = tasks.clone();
+                    helper(move || tasks.join())
+                })
+                .collect();
+            for process in &doomed {
+                kill_at_random(process, &mut rng);
+            }
+            assert_eq!(tasks.get_timeout(PATIENCE).unwrap(), round);
+            tasks.task_done().unwrap();
+            assert!(tasks.join_timeout(PATIENCE).unwrap());
+            assert!(finish(&survivor).success());
+        }
+        assert!(matches!(
+            tasks.task_done(),
+            Err(Error::TaskDoneTooManyTimes)
+        ));
+    });
 }
