@@ -148,12 +148,14 @@ const BEYOND_THE_SOURCE: &str = "beyond the source material";
 const NO_FILE_NAME: &str = "no file name there";
 
 /// Every lesson source opens with a `//!` header that names its Python example (or says that
-/// it goes beyond the source material) and the command that runs it: for a binary, the one on
-/// line 1 of its recording, which the tests run.
+/// it goes beyond the source material), its chapter by path (`book/src/<topic>.md`, the page
+/// that includes the lesson), and the command that runs it: for a binary, the one on line 1 of
+/// its recording, which the tests run.
 #[test]
 fn lesson_sources_have_headers() {
     let mut problems = Vec::new();
     for lesson in Lesson::all() {
+        let chapter = relative(&lesson.chapter());
         for source in lesson.sources() {
             let header = module_header(&read(&source));
             let file = relative(&source);
@@ -167,6 +169,23 @@ fn lesson_sources_have_headers() {
                     "{file}: the header names no `.py` example (nor says `{NO_FILE_NAME}` or \
                      that it goes `{BEYOND_THE_SOURCE}`)"
                 ));
+            }
+            let named = book_paths(&header);
+            if named.is_empty() {
+                problems.push(format!(
+                    "{file}: the header names no chapter; it should name `{chapter}`"
+                ));
+            }
+            for path in named {
+                if !workspace().join(&path).is_file() {
+                    problems.push(format!(
+                        "{file}: the header names `{path}`, which does not exist"
+                    ));
+                } else if path != chapter {
+                    problems.push(format!(
+                        "{file}: the header names `{path}`; the lesson's chapter is `{chapter}`"
+                    ));
+                }
             }
             let binary = lesson
                 .binaries
@@ -215,6 +234,19 @@ fn names_python_file(text: &str) -> bool {
         let after = text[at + 3..].chars().next();
         before.is_some_and(is_name_char) && !after.is_some_and(is_name_char)
     })
+}
+
+/// The paths of book pages that `text` names: `book/src/<page>.md`.
+fn book_paths(text: &str) -> Vec<String> {
+    text.match_indices("book/src/")
+        .map(|(at, _)| {
+            let path: String = text[at..]
+                .chars()
+                .take_while(|&c| is_name_char(c) || c == '/' || c == '.')
+                .collect();
+            path.trim_end_matches('.').to_owned()
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

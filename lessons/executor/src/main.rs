@@ -2,7 +2,7 @@
 //! `fut.running()` and `fut.done()`, from "Distributed Computing with Python", chapter 3
 //! (no file name there).
 //!
-//! Book: "Executors and futures". Run: `cargo run -p lesson-executor`.
+//! Book: `book/src/executor.md`. Run: `cargo run -p lesson-executor`.
 //!
 //! Notice: `submit` returns at once with a `Future`; the call runs in the worker process
 //! meanwhile, and `result()` waits for it.

@@ -1,6 +1,6 @@
 //! A pool maps a function over inputs in its workers: `multiprocessing_pool.py`.
 //!
-//! Book: "Process pools". Run: `cargo run -p lesson-pool`.
+//! Book: `book/src/pool.md`. Run: `cargo run -p lesson-pool`.
 //!
 //! Notice: the `Built-in:` line prints a lazy iterator, not a list, as Python 3's `map`
 //! prints `<map object>`; the pool's `map` returns the computed list. Each worker runs the
