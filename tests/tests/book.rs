@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use tests::{Binary, Lesson, files_under, relative, workspace};
+use tests::{Binary, Lesson, files_under, is_recording, relative, workspace};
 
 // ---------------------------------------------------------------------------------------------
 // The checks
@@ -214,6 +214,91 @@ fn lesson_sources_have_headers() {
     report("lesson headers", problems);
 }
 
+/// The book shows a command only as line 1 of a recording, which the tests run: no page types
+/// a `$ ` command line of its own, and each recording stands alone in a `console` block.
+#[test]
+fn commands_come_from_recordings() {
+    let mut problems = Vec::new();
+    for page in pages() {
+        let text = read(&page);
+        let name = relative(&page);
+        for (index, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("$ ") {
+                problems.push(format!(
+                    "{name}:{}: `{}` is typed into the page; include the lesson's recording, \
+                     whose line 1 is the command its test runs",
+                    index + 1,
+                    line.trim()
+                ));
+            }
+        }
+        let mut in_blocks = 0;
+        for block in blocks(&text) {
+            let base = page.parent().expect("a page is in a folder");
+            let recordings = parse_includes(&block.lines.join("\n"), base)
+                .iter()
+                .filter(|include| include.is_recording())
+                .count();
+            in_blocks += recordings;
+            if recordings > 0 && (block.info != "console" || block.lines.len() != 1) {
+                problems.push(format!(
+                    "{name}:{}: a recording is included in a `{}` block of {} line(s); give it \
+                     a `console` block of its own",
+                    block.line,
+                    block.info,
+                    block.lines.len()
+                ));
+            }
+        }
+        let everywhere = includes(&page)
+            .iter()
+            .filter(|include| include.is_recording())
+            .count();
+        if everywhere != in_blocks {
+            problems.push(format!(
+                "{name}: a recording is included outside a code block"
+            ));
+        }
+    }
+    report("commands in the book", problems);
+}
+
+/// Every `cargo run -p lesson-<topic>` that a page mentions in its prose, where it cannot come
+/// from a recording, names a lesson package and, with or without `--bin`, one of its binaries.
+#[test]
+fn commands_in_the_prose_name_lessons() {
+    let lessons = Lesson::all();
+    let mut problems = Vec::new();
+    for page in pages() {
+        let text = read(&page);
+        for (at, _) in text.match_indices("cargo run") {
+            let rest = &text[at..];
+            let end = rest.find(['`', '\n']).unwrap_or(rest.len());
+            let command = &rest[..end];
+            let words: Vec<&str> = command.split_whitespace().collect();
+            let after = |flag: &str| {
+                let index = words.iter().position(|word| *word == flag)?;
+                words.get(index + 1).copied()
+            };
+            let Some(package) = after("-p").filter(|package| package.starts_with("lesson-")) else {
+                continue;
+            };
+            let binary = after("--bin").unwrap_or(package);
+            let known = lessons.iter().any(|lesson| {
+                lesson.package() == package
+                    && lesson.binaries.iter().any(|known| known.name == binary)
+            });
+            if !known {
+                problems.push(format!(
+                    "{}: `{command}` runs no lesson binary: there is no `{binary}` in `{package}`",
+                    relative(&page)
+                ));
+            }
+        }
+    }
+    report("commands in the book's prose", problems);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Lesson sources
 // ---------------------------------------------------------------------------------------------
@@ -286,6 +371,11 @@ impl Include {
     /// `page: {{#include ...}}`, for messages.
     fn describe(&self, page: &Path) -> String {
         format!("{}: {}", relative(page), self.directive)
+    }
+
+    /// Whether it includes a lesson's recording, `lessons/<topic>/output*.txt` or `stderr*.txt`.
+    fn is_recording(&self) -> bool {
+        self.path.contains("lessons/") && is_recording(Path::new(&self.path))
     }
 
     /// The file exists, and the selector, if any, is an anchor that the file defines.
@@ -432,6 +522,38 @@ fn page_name(page: &Path) -> String {
     relative(page)
         .strip_prefix("book/src/")
         .map_or_else(|| relative(page), str::to_owned)
+}
+
+/// A fenced code block: its info string (`console`, `rust,ignore`, ...), the line of the page
+/// it opens on, and the lines between its fences.
+struct Block {
+    info: String,
+    line: usize,
+    lines: Vec<String>,
+}
+
+/// The fenced code blocks of a page, in order.
+fn blocks(text: &str) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut open: Option<Block> = None;
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        match (&mut open, line.strip_prefix("```")) {
+            (None, Some(info)) => {
+                open = Some(Block {
+                    info: info.trim().to_owned(),
+                    line: index + 1,
+                    lines: Vec::new(),
+                });
+            }
+            (Some(_), Some(rest)) if rest.trim().is_empty() => {
+                blocks.extend(open.take());
+            }
+            (Some(block), _) => block.lines.push(line.to_owned()),
+            (None, None) => {}
+        }
+    }
+    blocks
 }
 
 /// Fails with every problem found, one per line, or passes if there are none.
