@@ -1,12 +1,15 @@
 //! Checks that the book, the README and the lessons agree with each other.
 //!
 //! mdBook renders an empty block for a missing include or a misspelled anchor and still
-//! succeeds, so these tests read the files themselves. Each test collects every problem it
-//! finds and reports them all at once.
+//! succeeds, so these tests read the files themselves. The lessons come from the `tests`
+//! library, as `tests/lessons.rs` sees them. Each test collects every problem it finds and
+//! reports them all at once.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use tests::{Lesson, files_under, is_recording, relative, workspace};
 
 // ---------------------------------------------------------------------------------------------
 // The checks
@@ -15,19 +18,17 @@ use std::path::{Path, PathBuf};
 /// Every chapter listed in `SUMMARY.md` exists, and every page in `book/src` is listed.
 #[test]
 fn summary_lists_exactly_the_chapters() {
-    let root = workspace_root();
-    let src = root.join("book/src");
-    let listed = summary_chapters(&root);
+    let listed = summary_chapters();
     let mut problems = Vec::new();
     for chapter in &listed {
-        if !src.join(chapter).is_file() {
+        if !book_src().join(chapter).is_file() {
             problems.push(format!(
                 "SUMMARY.md lists `{chapter}`, which does not exist"
             ));
         }
     }
-    for page in files_with_extension(&src, "md") {
-        let name = relative(&src, &page);
+    for page in pages() {
+        let name = page_name(&page);
         if name != "SUMMARY.md" && !listed.contains(&name) {
             problems.push(format!("book/src/{name} is not listed in SUMMARY.md"));
         }
@@ -38,12 +39,11 @@ fn summary_lists_exactly_the_chapters() {
 /// Every include in the book names a file that exists, by anchor and never by line numbers.
 #[test]
 fn book_includes_resolve() {
-    let root = workspace_root();
     let mut problems = Vec::new();
-    for page in files_with_extension(&root.join("book/src"), "md") {
+    for page in pages() {
         for include in includes(&page) {
             if let Err(problem) = include.check() {
-                problems.push(format!("{}: {problem}", include.describe(&root, &page)));
+                problems.push(format!("{}: {problem}", include.describe(&page)));
             }
         }
     }
@@ -53,39 +53,55 @@ fn book_includes_resolve() {
 /// In every lesson source, each `ANCHOR` has one matching `ANCHOR_END` after it.
 #[test]
 fn lesson_anchors_are_paired() {
-    let root = workspace_root();
     let mut problems = Vec::new();
-    for lesson in lessons(&root) {
+    for lesson in Lesson::all() {
         for source in lesson.sources() {
             let anchors = Anchors::parse(&read(&source));
             for problem in anchors.problems {
-                problems.push(format!("{}: {problem}", relative(&root, &source)));
+                problems.push(format!("{}: {problem}", relative(&source)));
             }
         }
     }
     report("anchors in the lessons", problems);
 }
 
-/// Every lesson has a chapter that shows all of its code and output, and every binary has an
-/// output file that starts with the command that runs it.
+/// Every lesson has its chapter, `book/src/<topic>.md`, listed in `SUMMARY.md`, and the chapter
+/// includes all of the lesson's code and recordings.
 #[test]
-fn every_lesson_has_a_chapter_and_outputs() {
-    let root = workspace_root();
-    let listed = summary_chapters(&root);
+fn every_lesson_has_a_chapter() {
+    let listed = summary_chapters();
     let mut problems = Vec::new();
-    for lesson in lessons(&root) {
-        problems.extend(lesson.check_outputs(&root));
-        problems.extend(lesson.check_chapter(&root, &listed));
+    for lesson in Lesson::all() {
+        let page = lesson.chapter();
+        let chapter = relative(&page);
+        if !page.is_file() {
+            problems.push(format!("{}: no chapter {chapter}", lesson.package()));
+            continue;
+        }
+        if !listed.contains(&page_name(&page)) {
+            problems.push(format!("{chapter} is not listed in SUMMARY.md"));
+        }
+        let included: Vec<PathBuf> = includes(&page)
+            .iter()
+            .filter_map(|include| include.target().canonicalize().ok())
+            .collect();
+        for file in lesson.sources().into_iter().chain(lesson.recordings()) {
+            let shown = file
+                .canonicalize()
+                .is_ok_and(|file| included.contains(&file));
+            if !shown {
+                problems.push(format!("{chapter} does not include {}", relative(&file)));
+            }
+        }
     }
-    report("lessons, chapters and outputs", problems);
+    report("lessons and their chapters", problems);
 }
 
 /// The README has a row for each lesson, linking its chapter, in the order of `SUMMARY.md`.
 #[test]
 fn readme_table_follows_the_summary() {
-    let root = workspace_root();
-    let listed = summary_chapters(&root);
-    let rows: Vec<String> = read(&root.join("README.md"))
+    let listed = summary_chapters();
+    let rows: Vec<String> = read(&workspace().join("README.md"))
         .lines()
         .filter(|line| line.trim_start().starts_with('|'))
         .map(str::to_owned)
@@ -93,20 +109,22 @@ fn readme_table_follows_the_summary() {
     let mut problems = Vec::new();
     // (position in SUMMARY.md, README row, topic) of each listed lesson that has a row.
     let mut found = Vec::new();
-    for lesson in lessons(&root) {
+    for lesson in Lesson::all() {
         let package = lesson.package();
-        let link = format!("](book/src/{}.md)", lesson.topic);
+        let chapter = relative(&lesson.chapter());
+        let link = format!("]({chapter})");
         let row = rows
             .iter()
             .position(|row| mentions(row, &package) && row.contains(&link));
-        let position = listed.iter().position(|page| *page == lesson.chapter());
+        let position = listed
+            .iter()
+            .position(|page| *page == page_name(&lesson.chapter()));
         match (row, position) {
             (Some(row), Some(position)) => found.push((position, row, lesson.topic)),
             // Not in SUMMARY.md: the chapter checks report it; it has no place to be in.
             (Some(_), None) => {}
             (None, _) => problems.push(format!(
-                "README.md has no table row naming `{package}` and linking `book/src/{}.md`",
-                lesson.topic
+                "README.md has no table row naming `{package}` and linking `{chapter}`"
             )),
         }
     }
@@ -122,29 +140,6 @@ fn readme_table_follows_the_summary() {
     report("the README table", problems);
 }
 
-/// Each lesson's package is called `lesson-<topic>`, after its folder.
-#[test]
-fn lesson_packages_are_named_after_their_folder() {
-    let root = workspace_root();
-    let mut problems = Vec::new();
-    for lesson in lessons(&root) {
-        let manifest = lesson.dir.join("Cargo.toml");
-        let expected = lesson.package();
-        match package_name(&read(&manifest)) {
-            Some(name) if name == expected => {}
-            Some(name) => problems.push(format!(
-                "{}: package is `{name}`, expected `{expected}`",
-                relative(&root, &manifest)
-            )),
-            None => problems.push(format!(
-                "{}: no `name` in [package]",
-                relative(&root, &manifest)
-            )),
-        }
-    }
-    report("lesson package names", problems);
-}
-
 /// What the header of a lesson that ports no example of the source material says instead.
 const BEYOND_THE_SOURCE: &str = "beyond the source material";
 
@@ -152,16 +147,18 @@ const BEYOND_THE_SOURCE: &str = "beyond the source material";
 /// (a notebook cell, a book's listing); it then names the document instead.
 const NO_FILE_NAME: &str = "no file name there";
 
-/// Every lesson source opens with a `//!` header naming its Python example (or saying that it
-/// goes beyond the source material) and its command.
+/// Every lesson source opens with a `//!` header that names its Python example (or says that
+/// it goes beyond the source material), its chapter by path (`book/src/<topic>.md`, the page
+/// that includes the lesson), and the command that runs it: for a binary, the one on line 1 of
+/// its recording, which the tests run.
 #[test]
 fn lesson_sources_have_headers() {
-    let root = workspace_root();
     let mut problems = Vec::new();
-    for lesson in lessons(&root) {
+    for lesson in Lesson::all() {
+        let chapter = relative(&lesson.chapter());
         for source in lesson.sources() {
             let header = module_header(&read(&source));
-            let file = relative(&root, &source);
+            let file = relative(&source);
             if header.is_empty() {
                 problems.push(format!("{file}: does not start with a `//!` header"));
                 continue;
@@ -173,185 +170,144 @@ fn lesson_sources_have_headers() {
                      that it goes `{BEYOND_THE_SOURCE}`)"
                 ));
             }
-            if !header.contains("cargo run") {
-                problems.push(format!("{file}: the header has no `cargo run` command"));
+            let named = book_paths(&header);
+            if named.is_empty() {
+                problems.push(format!(
+                    "{file}: the header names no chapter; it should name `{chapter}`"
+                ));
+            }
+            for path in named {
+                if !workspace().join(&path).is_file() {
+                    problems.push(format!(
+                        "{file}: the header names `{path}`, which does not exist"
+                    ));
+                } else if path != chapter {
+                    problems.push(format!(
+                        "{file}: the header names `{path}`; the lesson's chapter is `{chapter}`"
+                    ));
+                }
+            }
+            match lesson
+                .binaries
+                .iter()
+                .find(|binary| binary.source == source)
+            {
+                Some(binary) => {
+                    // A recording it cannot read is for the binary's own test to report.
+                    if let Ok((recording, _)) = binary.recording() {
+                        let command = recording.command.trim_start_matches("$ ");
+                        if !header.contains(&format!("`{command}`")) {
+                            problems.push(format!(
+                                "{file}: the header does not give the command `{command}`, \
+                                 as {} does",
+                                relative(&binary.output)
+                            ));
+                        }
+                    }
+                }
+                None if !header.contains("cargo run") => {
+                    problems.push(format!("{file}: the header has no `cargo run` command"));
+                }
+                None => {}
             }
         }
     }
     report("lesson headers", problems);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Lessons
-// ---------------------------------------------------------------------------------------------
-
-/// A lesson: a folder `lessons/<topic>/` holding package `lesson-<topic>`.
-struct Lesson {
-    topic: String,
-    dir: PathBuf,
-}
-
-/// One binary of a lesson, with the output file and the command that go with it.
-struct Binary {
-    source: PathBuf,
-    output: PathBuf,
-    /// `--bin <variant>` for an extra binary, empty for the default one.
-    bin_flag: String,
-}
-
-impl Lesson {
-    /// `lesson-<topic>`.
-    fn package(&self) -> String {
-        format!("lesson-{}", self.topic)
-    }
-
-    /// Every `.rs` file under `src/`.
-    fn sources(&self) -> Vec<PathBuf> {
-        files_with_extension(&self.dir.join("src"), "rs")
-    }
-
-    /// `src/main.rs` with `output.txt`, then each `src/bin/<variant>.rs` with
-    /// `output-<variant>.txt`.
-    fn binaries(&self) -> Vec<Binary> {
-        let mut binaries = vec![Binary {
-            source: self.dir.join("src/main.rs"),
-            output: self.dir.join("output.txt"),
-            bin_flag: String::new(),
-        }];
-        for source in files_in(&self.dir.join("src/bin"), "rs") {
-            let variant = stem(&source);
-            binaries.push(Binary {
-                output: self.dir.join(format!("output-{variant}.txt")),
-                bin_flag: format!(" --bin {variant}"),
-                source,
-            });
-        }
-        binaries
-    }
-
-    /// The recorded files whose name starts with `kind`: `output` or `stderr`.
-    fn recorded(&self, kind: &str) -> Vec<PathBuf> {
-        files_in(&self.dir, "txt")
-            .into_iter()
-            .filter(|file| stem(file).starts_with(kind))
-            .collect()
-    }
-
-    /// The chapter page, relative to `book/src`.
-    fn chapter(&self) -> String {
-        format!("{}.md", self.topic)
-    }
-
-    /// Each binary has an output file whose first line runs it, and each recorded file
-    /// belongs to a binary.
-    fn check_outputs(&self, root: &Path) -> Vec<String> {
-        let mut problems = Vec::new();
-        let binaries = self.binaries();
-        for binary in &binaries {
-            let output = relative(root, &binary.output);
-            let Ok(text) = fs::read_to_string(&binary.output) else {
+/// The book shows a command only as line 1 of a recording, which the tests run: no page types
+/// a `$ ` command line of its own, and each recording stands alone in a `console` block.
+#[test]
+fn commands_come_from_recordings() {
+    let mut problems = Vec::new();
+    for page in pages() {
+        let text = read(&page);
+        let name = relative(&page);
+        for (index, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("$ ") {
                 problems.push(format!(
-                    "{}: no output file {output}",
-                    relative(root, &binary.source)
+                    "{name}:{}: `{}` is typed into the page; include the lesson's recording, \
+                     whose line 1 is the command its test runs",
+                    index + 1,
+                    line.trim()
                 ));
+            }
+        }
+        let base = page.parent().expect("a page is in a folder");
+        let mut in_blocks = 0;
+        for block in blocks(&text) {
+            let recordings = parse_includes(&block.lines.join("\n"), base)
+                .iter()
+                .filter(|include| include.is_recording())
+                .count();
+            in_blocks += recordings;
+            if recordings > 0 && (block.info != "console" || block.lines.len() != 1) {
+                problems.push(format!(
+                    "{name}:{}: a recording is included in a `{}` block of {} line(s); give it \
+                     a `console` block of its own",
+                    block.line,
+                    block.info,
+                    block.lines.len()
+                ));
+            }
+        }
+        let everywhere = includes(&page)
+            .iter()
+            .filter(|include| include.is_recording())
+            .count();
+        if everywhere != in_blocks {
+            problems.push(format!(
+                "{name}: a recording is included outside a code block"
+            ));
+        }
+    }
+    report("commands in the book", problems);
+}
+
+/// Every `cargo run -p lesson-<topic>` that a page mentions in its prose, where it cannot come
+/// from a recording, names a lesson package and, with or without `--bin`, one of its binaries.
+#[test]
+fn commands_in_the_prose_name_lessons() {
+    let lessons = Lesson::all();
+    let mut problems = Vec::new();
+    for page in pages() {
+        let text = read(&page);
+        for (at, _) in text.match_indices("cargo run") {
+            // To the end of the code span, which may wrap, or of the paragraph.
+            let rest = &text[at..];
+            let end = [rest.find('`'), rest.find("\n\n")]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(rest.len());
+            let command = rest[..end].split_whitespace().collect::<Vec<_>>().join(" ");
+            let words: Vec<&str> = command.split(' ').collect();
+            let after = |flag: &str| {
+                let index = words.iter().position(|word| *word == flag)?;
+                words.get(index + 1).copied()
+            };
+            let Some(package) = after("-p").filter(|package| package.starts_with("lesson-")) else {
                 continue;
             };
-            let first = text.lines().next().unwrap_or_default();
-            let commands = self.commands(&binary.bin_flag);
-            if !commands.iter().any(|command| command == first) {
+            let binary = after("--bin").unwrap_or(package);
+            let known = lessons.iter().any(|lesson| {
+                lesson.package() == package
+                    && lesson.binaries.iter().any(|known| known.name == binary)
+            });
+            if !known {
                 problems.push(format!(
-                    "{output}: line 1 is `{first}`, expected `{}`",
-                    commands[0]
+                    "{}: `{command}` runs no lesson binary: there is no `{binary}` in `{package}`",
+                    relative(&page)
                 ));
             }
         }
-        for file in [self.recorded("output"), self.recorded("stderr")].concat() {
-            let suffix = stem(&file)
-                .trim_start_matches("output")
-                .trim_start_matches("stderr")
-                .to_owned();
-            let owner = binaries
-                .iter()
-                .any(|binary| stem(&binary.output).trim_start_matches("output") == suffix);
-            if !owner {
-                problems.push(format!(
-                    "{}: no binary src/bin/{}.rs to go with it",
-                    relative(root, &file),
-                    suffix.trim_start_matches('-')
-                ));
-            }
-        }
-        problems
     }
-
-    /// The accepted first lines of an output file: `$ cargo run -p lesson-<topic>`, with
-    /// `--release` after `run` or not, followed by `bin_flag`.
-    fn commands(&self, bin_flag: &str) -> [String; 2] {
-        let package = self.package();
-        [
-            format!("$ cargo run -p {package}{bin_flag}"),
-            format!("$ cargo run --release -p {package}{bin_flag}"),
-        ]
-    }
-
-    /// The lesson's chapter exists, is listed, and includes every source and output file.
-    fn check_chapter(&self, root: &Path, listed: &[String]) -> Vec<String> {
-        let chapter = self.chapter();
-        let page = root.join("book/src").join(&chapter);
-        if !page.is_file() {
-            return vec![format!("{}: no chapter book/src/{chapter}", self.package())];
-        }
-        let mut problems = Vec::new();
-        if !listed.contains(&chapter) {
-            problems.push(format!("book/src/{chapter} is not listed in SUMMARY.md"));
-        }
-        let included: Vec<PathBuf> = includes(&page)
-            .iter()
-            .filter_map(|include| include.target().canonicalize().ok())
-            .collect();
-        let sources = self.binaries().into_iter().map(|binary| binary.source);
-        for file in sources.chain(self.recorded("output")) {
-            let shown = file
-                .canonicalize()
-                .is_ok_and(|file| included.contains(&file));
-            if !shown {
-                problems.push(format!(
-                    "book/src/{chapter} does not include {}",
-                    relative(root, &file)
-                ));
-            }
-        }
-        problems
-    }
+    report("commands in the book's prose", problems);
 }
 
-/// Every folder under `lessons/` that holds a `Cargo.toml`, sorted by topic.
-fn lessons(root: &Path) -> Vec<Lesson> {
-    entries(&root.join("lessons"))
-        .into_iter()
-        .filter(|dir| dir.join("Cargo.toml").is_file())
-        .map(|dir| Lesson {
-            topic: file_name(&dir),
-            dir,
-        })
-        .collect()
-}
-
-/// The value of `name` in the `[package]` table of a `Cargo.toml`.
-fn package_name(manifest: &str) -> Option<String> {
-    let mut in_package = false;
-    for line in manifest.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_package = line == "[package]";
-        } else if in_package
-            && let Some((key, value)) = line.split_once('=')
-            && key.trim() == "name"
-        {
-            return Some(value.trim().trim_matches('"').to_owned());
-        }
-    }
-    None
-}
+// ---------------------------------------------------------------------------------------------
+// Lesson sources
+// ---------------------------------------------------------------------------------------------
 
 /// The text of the leading `//!` lines of a source file; empty if it has none.
 fn module_header(source: &str) -> String {
@@ -371,13 +327,26 @@ fn names_python_file(text: &str) -> bool {
     })
 }
 
+/// The paths of book pages that `text` names: `book/src/<page>.md`.
+fn book_paths(text: &str) -> Vec<String> {
+    text.match_indices("book/src/")
+        .map(|(at, _)| {
+            let path: String = text[at..]
+                .chars()
+                .take_while(|&c| is_name_char(c) || c == '/' || c == '.')
+                .collect();
+            path.trim_end_matches('.').to_owned()
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // The book
 // ---------------------------------------------------------------------------------------------
 
 /// The pages linked from `SUMMARY.md`, relative to `book/src`, in reading order.
-fn summary_chapters(root: &Path) -> Vec<String> {
-    let summary = read(&root.join("book/src/SUMMARY.md"));
+fn summary_chapters() -> Vec<String> {
+    let summary = read(&book_src().join("SUMMARY.md"));
     summary
         .split("](")
         .skip(1)
@@ -406,8 +375,13 @@ impl Include {
     }
 
     /// `page: {{#include ...}}`, for messages.
-    fn describe(&self, root: &Path, page: &Path) -> String {
-        format!("{}: {}", relative(root, page), self.directive)
+    fn describe(&self, page: &Path) -> String {
+        format!("{}: {}", relative(page), self.directive)
+    }
+
+    /// Whether it includes a lesson's recording, `lessons/<topic>/output*.txt` or `stderr*.txt`.
+    fn is_recording(&self) -> bool {
+        self.path.contains("lessons/") && is_recording(Path::new(&self.path))
     }
 
     /// The file exists, and the selector, if any, is an anchor that the file defines.
@@ -438,8 +412,11 @@ impl Include {
 
 /// Every include directive in `page`, skipping those escaped as `\{{#include ...}}`.
 fn includes(page: &Path) -> Vec<Include> {
-    let text = read(page);
-    let base = page.parent().expect("a page is in a folder").to_path_buf();
+    parse_includes(&read(page), page.parent().expect("a page is in a folder"))
+}
+
+/// The include directives in `text`, whose paths are relative to `base`.
+fn parse_includes(text: &str, base: &Path) -> Vec<Include> {
     let mut found = Vec::new();
     for (start, _) in text.match_indices("{{#") {
         if text[..start].ends_with('\\') {
@@ -464,7 +441,7 @@ fn includes(page: &Path) -> Vec<Include> {
         };
         found.push(Include {
             directive: directive.to_owned(),
-            base: base.clone(),
+            base: base.to_path_buf(),
             path: path.to_owned(),
             selector,
         });
@@ -536,12 +513,53 @@ fn marker(line: &str, tag: &str) -> Option<String> {
 // Files and text
 // ---------------------------------------------------------------------------------------------
 
-/// The workspace root: the parent of this `tests` package.
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests package is inside the workspace")
-        .to_path_buf()
+/// `book/src`.
+fn book_src() -> PathBuf {
+    workspace().join("book/src")
+}
+
+/// Every page of the book, `SUMMARY.md` included, sorted.
+fn pages() -> Vec<PathBuf> {
+    files_under(&book_src(), "md")
+}
+
+/// A page's path relative to `book/src`, as `SUMMARY.md` links it.
+fn page_name(page: &Path) -> String {
+    relative(page)
+        .strip_prefix("book/src/")
+        .map_or_else(|| relative(page), str::to_owned)
+}
+
+/// A fenced code block: its info string (`console`, `rust,ignore`, ...), the line of the page
+/// it opens on, and the lines between its fences.
+struct Block {
+    info: String,
+    line: usize,
+    lines: Vec<String>,
+}
+
+/// The fenced code blocks of a page, in order.
+fn blocks(text: &str) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut open: Option<Block> = None;
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        match (&mut open, line.strip_prefix("```")) {
+            (None, Some(info)) => {
+                open = Some(Block {
+                    info: info.trim().to_owned(),
+                    line: index + 1,
+                    lines: Vec::new(),
+                });
+            }
+            (Some(_), Some(rest)) if rest.trim().is_empty() => {
+                blocks.extend(open.take());
+            }
+            (Some(block), _) => block.lines.push(line.to_owned()),
+            (None, None) => {}
+        }
+    }
+    blocks
 }
 
 /// Fails with every problem found, one per line, or passes if there are none.
@@ -556,61 +574,7 @@ fn report(subject: &str, problems: Vec<String>) {
 
 fn read(path: &Path) -> String {
     fs::read_to_string(path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
-}
-
-/// The entries of `dir`, sorted; none if it does not exist.
-fn entries(dir: &Path) -> Vec<PathBuf> {
-    let Ok(read_dir) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = read_dir
-        .map(|entry| entry.expect("a readable directory entry").path())
-        .collect();
-    paths.sort();
-    paths
-}
-
-/// The files directly in `dir` whose extension is `extension`, sorted.
-fn files_in(dir: &Path, extension: &str) -> Vec<PathBuf> {
-    entries(dir)
-        .into_iter()
-        .filter(|path| path.is_file() && path.extension().is_some_and(|e| e == extension))
-        .collect()
-}
-
-/// The files anywhere under `dir` whose extension is `extension`, sorted.
-fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> {
-    let mut files = files_in(dir, extension);
-    for sub in entries(dir).into_iter().filter(|path| path.is_dir()) {
-        files.extend(files_with_extension(&sub, extension));
-    }
-    files.sort();
-    files
-}
-
-/// `path` relative to `base`, with `/` separators, for messages and for SUMMARY.md links.
-fn relative(base: &Path, path: &Path) -> String {
-    let inner = path.strip_prefix(base).unwrap_or(path);
-    let parts: Vec<String> = inner
-        .components()
-        .map(|part| part.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    parts.join("/")
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .expect("a path with a file name")
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn stem(path: &Path) -> String {
-    path.file_stem()
-        .expect("a path with a file name")
-        .to_string_lossy()
-        .into_owned()
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", relative(path)))
 }
 
 /// A character that can be part of a name: an anchor, a package, a file name.

@@ -1,25 +1,27 @@
-//! Runs every lesson and checks it against the output the book shows.
+//! Runs every lesson and checks it against its recordings, the files the book shows.
 //!
-//! Each binary under `lessons/` has one row in the `lessons!` table below, and each row becomes a
-//! `#[test]` that builds the lessons (once per test run), runs the binary in a process group of
-//! its own, and checks:
+//! Each binary under `lessons/` has a row in the `lessons!` table below, and each row becomes a
+//! `#[test]` named after the binary (`spawn_args` runs `spawn-args`) that builds the lessons (once
+//! per test run), runs the binary in a process group of its own, and checks:
 //!
-//! 1. stdout against `output.txt`, or `output-<variant>.txt` for `src/bin/<variant>.rs`;
+//! 1. stdout against its output recording, `output.txt` or `output-<variant>.txt`, whose line 1
+//!    must be the command that runs it (with `--release` after `run` if the lesson is meant to
+//!    be run that way, and then it is built that way);
 //! 2. stderr against `stderr.txt` / `stderr-<variant>.txt` if that file exists, else that it is
 //!    empty;
-//! 3. that the lesson exits with code 0, or the one its row names;
+//! 3. that the lesson exits with code 0;
 //! 4. that nothing it started outlives it: once it has exited, its process group is empty.
 //!
-//! These files use the rust-lang/book format: line 1 is the command that runs the lesson
-//! (`$ cargo run -p lesson-spawn --bin spawn-args`, with `--release` after `run` if the lesson is
-//! meant to be run that way), the rest is its output, in which `[PID]` stands for one or more digits
-//! and `[..]` for any text within a line. Rows marked `AnyOrder` compare lines as a multiset, for
-//! lessons whose processes print at the same time; rows marked `Words` compare words as a
-//! multiset, and only count the lines, for lessons whose processes write pieces of a line at the
-//! same time. Either applies to stdout and stderr alike.
+//! In a recording, `[PID]` stands for one or more digits and `[..]` for any text within a line.
+//! Rows marked `AnyOrder` compare lines as a multiset, for lessons whose processes print at the
+//! same time; rows marked `Words` compare words as a multiset, and only count the lines, for
+//! lessons whose processes write pieces of a line at the same time. Either applies to stdout and
+//! stderr alike.
 //!
-//! The `consistency` test checks that the table, the binaries and the output files agree, and
-//! `comparisons` checks the patterns and the three ways of comparing output.
+//! What a lesson is (its package, binaries and recordings) comes from the `tests` library,
+//! which reads it from `lessons/`; `every_binary_has_a_row` and `lesson_folders_hold_only_lessons`
+//! check the table and the folders against it, and `comparisons` checks the patterns and the
+//! three ways of comparing output.
 
 use std::collections::{HashMap, HashSet};
 use std::env;
@@ -36,70 +38,54 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use tests::{Binary, Lesson, Recording, relative, workspace};
 
-/// One `#[test]` per row: `test_name: package, binary, output file, Exact | AnyOrder | Words`,
-/// optionally followed by `, exit <code>` when the lesson is meant to fail, and by
-/// `, may print "<line>"` for a stdout line that a race decides whether it appears (at most
-/// once, anywhere).
+/// One `#[test]` per row: `test_name: Exact | AnyOrder | Words`, where the test's name is the
+/// binary's with `_` for `-`, optionally followed by `, may print "<line>"` for a stdout line
+/// that a race decides whether it appears (at most once, anywhere).
 macro_rules! lessons {
-    ($($test:ident: $package:literal, $bin:literal, $output:literal, $order:ident
-        $(, exit $code:literal)? $(, may print $racy:literal)*;)*) => {
-        /// Every row of the table, for the `consistency` test.
-        const LESSONS: &[Lesson] =
-            &[$(lessons!(@row $package, $bin, $output, $order, [$($racy),*] $(, $code)?)),*];
+    ($($test:ident: $order:ident $(, may print $racy:literal)*;)*) => {
+        /// The names of the tests, one per row, for `every_binary_has_a_row`.
+        const ROWS: &[&str] = &[$(stringify!($test)),*];
 
         $(
             #[test]
             fn $test() {
-                check(&lessons!(@row $package, $bin, $output, $order, [$($racy),*] $(, $code)?));
+                check(stringify!($test), Order::$order, &[$($racy),*]);
             }
         )*
     };
-    (@row $package:literal, $bin:literal, $output:literal, $order:ident, [$($racy:literal),*]
-        $(, $code:literal)?) => {
-        Lesson {
-            package: $package,
-            bin: $bin,
-            output: $output,
-            order: Order::$order,
-            code: lessons!(@code $($code)?),
-            racy: &[$($racy),*],
-        }
-    };
-    (@code) => { 0 };
-    (@code $code:literal) => { $code };
 }
 
 lessons! {
-    lesson_spawn: "lesson-spawn", "lesson-spawn", "output.txt", AnyOrder;
-    spawn_args: "lesson-spawn", "spawn-args", "output-spawn-args.txt", AnyOrder;
-    spawn_pid: "lesson-spawn", "spawn-pid", "output-spawn-pid.txt", AnyOrder;
-    spawn_list_append: "lesson-spawn", "spawn-list-append", "output-spawn-list-append.txt", Exact;
-    lesson_names: "lesson-names", "lesson-names", "output.txt", AnyOrder;
-    lesson_daemon: "lesson-daemon", "lesson-daemon", "output.txt", Exact;
-    daemon_join: "lesson-daemon", "daemon-join", "output-daemon-join.txt", Exact;
-    lesson_join_timeout: "lesson-join-timeout", "lesson-join-timeout", "output.txt", AnyOrder;
-    lesson_terminate: "lesson-terminate", "lesson-terminate", "output.txt", Exact,
-        may print "Starting worker";
-    lesson_exitcode: "lesson-exitcode", "lesson-exitcode", "output.txt", Exact;
-    lesson_logging: "lesson-logging", "lesson-logging", "output.txt", AnyOrder;
-    get_logger: "lesson-logging", "get-logger", "output-get-logger.txt", Exact;
-    lesson_queue: "lesson-queue", "lesson-queue", "output.txt", Exact;
-    queue_fancy: "lesson-queue", "queue-fancy", "output-queue-fancy.txt", Exact;
-    producer_consumer: "lesson-queue", "producer-consumer", "output-producer-consumer.txt", AnyOrder;
-    queue_pipe: "lesson-queue", "queue-pipe", "output-queue-pipe.txt", Exact;
-    lesson_lock: "lesson-lock", "lesson-lock", "output.txt", AnyOrder;
-    nolock: "lesson-lock", "nolock", "output-nolock.txt", Words;
-    lesson_pool: "lesson-pool", "lesson-pool", "output.txt", AnyOrder;
-    pool_apply_async: "lesson-pool", "pool-apply-async", "output-pool-apply-async.txt", Exact;
-    process_vs_pool: "lesson-pool", "process-vs-pool", "output-process-vs-pool.txt", Exact;
-    lesson_executor: "lesson-executor", "lesson-executor", "output.txt", Exact;
-    fib_workers: "lesson-executor", "fib-workers", "output-fib-workers.txt", Exact;
-    gcd: "lesson-executor", "gcd", "output-gcd.txt", Exact;
-    primes: "lesson-executor", "primes", "output-primes.txt", Exact;
-    process_id: "lesson-executor", "process-id", "output-process-id.txt", Exact;
-    threads_vs_processes: "lesson-executor", "threads-vs-processes", "output-threads-vs-processes.txt", Exact;
-    cpu_bound: "lesson-executor", "cpu-bound", "output-cpu-bound.txt", AnyOrder;
+    lesson_spawn: AnyOrder;
+    spawn_args: AnyOrder;
+    spawn_pid: AnyOrder;
+    spawn_list_append: Exact;
+    lesson_names: AnyOrder;
+    lesson_daemon: Exact;
+    daemon_join: Exact;
+    lesson_join_timeout: AnyOrder;
+    lesson_terminate: Exact, may print "Starting worker";
+    lesson_exitcode: Exact;
+    lesson_logging: AnyOrder;
+    get_logger: Exact;
+    lesson_queue: Exact;
+    queue_fancy: Exact;
+    producer_consumer: AnyOrder;
+    queue_pipe: Exact;
+    lesson_lock: AnyOrder;
+    nolock: Words;
+    lesson_pool: AnyOrder;
+    pool_apply_async: Exact;
+    process_vs_pool: Exact;
+    lesson_executor: Exact;
+    fib_workers: Exact;
+    gcd: Exact;
+    primes: Exact;
+    process_id: Exact;
+    threads_vs_processes: Exact;
+    cpu_bound: AnyOrder;
 }
 
 /// How long a lesson may run before it is killed and its test fails.
@@ -107,25 +93,6 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long the output pipes may stay open once the lesson's process group is gone.
 const PIPE_GRACE: Duration = Duration::from_secs(5);
-
-/// One row of the table: a lesson binary and how to check it.
-#[derive(Debug)]
-struct Lesson {
-    /// The package, `lesson-<topic>`, in `lessons/<topic>/`.
-    package: &'static str,
-    /// The binary: the package name for `src/main.rs`, else the name of `src/bin/<bin>.rs`.
-    bin: &'static str,
-    /// The expected stdout, a file in the lesson's folder. The expected stderr is the file of the
-    /// same name with `stderr` in place of `output`.
-    output: &'static str,
-    /// How the lines are compared.
-    order: Order,
-    /// The exit code the lesson must end with.
-    code: i32,
-    /// Lines the lesson may or may not print, each at most once and anywhere, depending on
-    /// how its processes race; they are not in the output file.
-    racy: &'static [&'static str],
-}
 
 /// How the lines a lesson prints are compared with the expected ones.
 #[derive(Clone, Copy, Debug)]
@@ -143,74 +110,43 @@ enum Order {
     Words,
 }
 
-impl Lesson {
-    /// The lesson's folder, `lessons/<topic>`.
-    fn dir(&self) -> PathBuf {
-        let topic = self.package.strip_prefix("lesson-").unwrap_or(self.package);
-        workspace().join("lessons").join(topic)
-    }
-
-    /// The name of the expected-stderr file that goes with `self.output`.
-    fn stderr(&self) -> String {
-        self.output.replacen("output", "stderr", 1)
-    }
-
-    /// The command the expected-output files must start with, with `--release` or without.
-    fn command(&self, release: bool) -> String {
-        let release = if release { " --release" } else { "" };
-        let bin = if self.bin == self.package {
-            String::new()
-        } else {
-            format!(" --bin {}", self.bin)
-        };
-        format!("$ cargo run{release} -p {}{bin}", self.package)
-    }
+/// The name of the binary that the test `test` runs: the test's name with `-` for `_`.
+fn binary_name(test: &str) -> String {
+    test.replace('_', "-")
 }
 
-/// Runs one lesson and panics with a full report if anything differs from what its files say.
-fn check(lesson: &Lesson) {
-    let stdout_file = lesson.dir().join(lesson.output);
-    let stderr_file = lesson.dir().join(lesson.stderr());
-    let expected = Expected::read(&stdout_file);
-    let release = if expected.command == lesson.command(false) {
-        false
-    } else if expected.command == lesson.command(true) {
-        true
-    } else {
-        panic!(
-            "{}: line 1 is `{}`; it should be `{}` (or the same with `--release`)",
-            relative(&stdout_file),
-            expected.command,
-            lesson.command(false)
-        );
-    };
-    let expected_stderr = stderr_file.exists().then(|| Expected::read(&stderr_file));
+/// Runs the binary of test `test` and panics with a full report if anything differs from what
+/// its recordings say. `racy` lines may appear in stdout or not, each at most once, anywhere,
+/// depending on how the lesson's processes race; they are not in the recording.
+fn check(test: &str, order: Order, racy: &[&str]) {
+    let name = binary_name(test);
+    let bin = Binary::named(&name)
+        .unwrap_or_else(|| panic!("no lesson under lessons/ has a binary `{name}`"));
+    let (expected, release) = bin
+        .recording()
+        .unwrap_or_else(|problem| panic!("{problem}"));
+    let expected_stderr = bin
+        .stderr
+        .exists()
+        .then(|| Recording::read(&bin.stderr).unwrap_or_else(|problem| panic!("{problem}")));
+    let (stdout_file, stderr_file) = (relative(&bin.output), relative(&bin.stderr));
 
-    let binary = build(release).binary(lesson.bin);
-    let run = run(binary, &[]);
+    let executable = build(release).binary(&name);
+    let run = run(executable, &[]);
 
     let mut problems = run.problems;
-    if run.status.code() != Some(lesson.code) {
-        problems.push(format!(
-            "expected exit code {}, got {}",
-            lesson.code, run.status
-        ));
+    if run.status.code() != Some(0) {
+        problems.push(format!("expected exit code 0, got {}", run.status));
     }
-    let stdout = without_racy_lines(&run.stdout, lesson.racy);
-    if let Some(difference) = compare(&expected.output, &stdout, lesson.order) {
-        problems.push(format!(
-            "stdout differs from {}: {difference}",
-            lesson.output
-        ));
+    let stdout = without_racy_lines(&run.stdout, racy);
+    if let Some(difference) = compare(&expected.output, &stdout, order) {
+        problems.push(format!("stdout differs from {stdout_file}: {difference}"));
     }
     let stderr_output = expected_stderr.as_ref().map_or("", |e| e.output.as_str());
-    if let Some(difference) = compare(stderr_output, &run.stderr, lesson.order) {
+    if let Some(difference) = compare(stderr_output, &run.stderr, order) {
         problems.push(match expected_stderr {
-            Some(_) => format!("stderr differs from {}: {difference}", lesson.stderr()),
-            None => format!(
-                "stderr should be empty, as there is no {}: {difference}",
-                lesson.stderr()
-            ),
+            Some(_) => format!("stderr differs from {stderr_file}: {difference}"),
+            None => format!("stderr should be empty, as there is no {stderr_file}: {difference}"),
         });
     }
     if let Some(stderr) = expected_stderr
@@ -218,58 +154,34 @@ fn check(lesson: &Lesson) {
         .filter(|e| e.command != expected.command)
     {
         problems.push(format!(
-            "line 1 of {} is `{}`, not `{}` as in {}",
-            lesson.stderr(),
-            stderr.command,
-            expected.command,
-            lesson.output
+            "line 1 of {stderr_file} is `{}`, not `{}` as in {stdout_file}",
+            stderr.command, expected.command,
         ));
     }
 
     if !problems.is_empty() {
-        let order = match lesson.order {
+        let order = match order {
             Order::Exact => "in order",
             Order::AnyOrder => "in any order",
             Order::Words => "word by word, in any order",
         };
         let stderr_source = match expected_stderr {
-            Some(_) => format!("{}, {order}", relative(&stderr_file)),
-            None => format!("none: there is no {}", relative(&stderr_file)),
+            Some(_) => format!("{stderr_file}, {order}"),
+            None => format!("none: there is no {stderr_file}"),
         };
         panic!(
-            "{} failed:\n- {}\n\ncommand: {}\nran: {}\nexit status: {}\n\n\
-             --- expected stdout ({}, {order})\n{}\n--- actual stdout\n{}\n\
+            "{name} failed:\n- {}\n\ncommand: {}\nran: {}\nexit status: {}\n\n\
+             --- expected stdout ({stdout_file}, {order})\n{}\n--- actual stdout\n{}\n\
              --- expected stderr ({stderr_source})\n{}\n--- actual stderr\n{}\n---",
-            lesson.bin,
             problems.join("\n- "),
             expected.command,
-            binary.display(),
+            executable.display(),
             run.status,
-            relative(&stdout_file),
             expected.output.trim_end_matches('\n'),
             run.stdout.trim_end_matches('\n'),
             stderr_output.trim_end_matches('\n'),
             run.stderr.trim_end_matches('\n'),
         );
-    }
-}
-
-/// An expected-output file: the command on line 1, then the output, patterns included.
-struct Expected {
-    command: String,
-    output: String,
-}
-
-impl Expected {
-    /// Reads `path`, panicking with its name if it cannot.
-    fn read(path: &Path) -> Expected {
-        let text = fs::read_to_string(path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", relative(path)));
-        let (command, output) = text.split_once('\n').unwrap_or((&text, ""));
-        Expected {
-            command: command.to_owned(),
-            output: output.to_owned(),
-        }
     }
 }
 
@@ -532,8 +444,8 @@ fn build(release: bool) -> &'static Build {
         if release {
             cargo.arg("--release");
         }
-        for dir in lesson_dirs() {
-            cargo.arg("-p").arg(package_name(&dir));
+        for lesson in Lesson::all() {
+            cargo.arg("-p").arg(lesson.package());
         }
         match cargo.output() {
             Ok(out) => Build {
@@ -795,156 +707,95 @@ fn group_members(group: Pid) -> Vec<Member> {
 
 // --- the lessons on disk
 
-/// The workspace root.
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is inside the workspace")
-}
-
-/// A path relative to the workspace root, for messages.
-fn relative(path: &Path) -> String {
-    path.strip_prefix(workspace())
-        .unwrap_or(path)
-        .display()
-        .to_string()
-}
-
-/// The folders under `lessons/`, sorted.
-fn subfolders(dir: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect()
-        })
-        .unwrap_or_default();
-    dirs.sort();
-    dirs
-}
-
-/// The lesson packages: folders under `lessons/` that have a `Cargo.toml`.
-fn lesson_dirs() -> Vec<PathBuf> {
-    let mut dirs = subfolders(&workspace().join("lessons"));
-    dirs.retain(|dir| dir.join("Cargo.toml").is_file());
-    dirs
-}
-
-/// The package in `lessons/<topic>`: `lesson-<topic>`.
-fn package_name(dir: &Path) -> String {
-    format!(
-        "lesson-{}",
-        dir.file_name()
-            .expect("a folder has a name")
-            .to_string_lossy()
-    )
-}
-
-/// The binaries cargo finds in a package: `src/main.rs`, named after the package, then
-/// `src/bin/<name>.rs` and `src/bin/<name>/main.rs`.
-fn binaries_in(dir: &Path) -> Vec<String> {
-    let mut binaries = Vec::new();
-    if dir.join("src/main.rs").is_file() {
-        binaries.push(package_name(dir));
-    }
-    let mut variants: Vec<String> = fs::read_dir(dir.join("src/bin"))
-        .map(|entries| entries.flatten().map(|e| e.path()).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|path| match path.extension() {
-            Some(ext) if ext == "rs" => Some(path.file_stem()?.to_string_lossy().into_owned()),
-            None if path.join("main.rs").is_file() => {
-                Some(path.file_name()?.to_string_lossy().into_owned())
-            }
-            _ => None,
-        })
-        .collect();
-    variants.sort();
-    binaries.extend(variants);
-    binaries
-}
-
-/// The table, the binaries under `lessons/` and the expected-output files agree: every binary has
-/// a row and every row a binary, every row's output file follows the naming rule, and every
-/// `output*.txt` or `stderr*.txt` file under `lessons/` belongs to a row.
+/// Every binary under `lessons/` has a row in the table, and every row a binary; no two lessons
+/// have a binary of the same name, since the table and `cargo run --bin` find them by name.
 #[test]
-fn consistency() {
+fn every_binary_has_a_row() {
     let mut problems = Vec::new();
-
-    let rows: HashSet<(&str, &str)> = LESSONS.iter().map(|l| (l.package, l.bin)).collect();
-    if rows.len() != LESSONS.len() {
-        problems.push("the table has a binary twice".to_owned());
-    }
-    let mut found = HashSet::new();
-    for dir in lesson_dirs() {
-        let package = package_name(&dir);
-        let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
-        if !manifest
-            .lines()
-            .any(|line| line.trim() == format!("name = \"{package}\""))
-        {
-            problems.push(format!(
-                "{}/Cargo.toml: the package should be named `{package}`",
-                relative(&dir)
-            ));
-        }
-        for bin in binaries_in(&dir) {
-            if !rows.contains(&(package.as_str(), bin.as_str())) {
-                problems.push(format!("{package}: binary `{bin}` has no row in the table"));
-            }
-            found.insert((package.clone(), bin));
-        }
-    }
-
-    let mut known = HashSet::new();
-    for lesson in LESSONS {
-        if !found.contains(&(lesson.package.to_owned(), lesson.bin.to_owned())) {
-            problems.push(format!(
-                "{}: binary `{}` is in the table but not under {}",
-                lesson.package,
-                lesson.bin,
-                relative(&lesson.dir())
-            ));
-        }
-        let output = if lesson.bin == lesson.package {
-            "output.txt".to_owned()
-        } else {
-            format!("output-{}.txt", lesson.bin)
-        };
-        if lesson.output != output {
-            problems.push(format!(
-                "{}: the output file should be `{output}`, not `{}`",
-                lesson.bin, lesson.output
-            ));
-        }
-        known.insert(lesson.dir().join(lesson.output));
-        known.insert(lesson.dir().join(lesson.stderr()));
-    }
-
-    for dir in subfolders(&workspace().join("lessons")) {
-        for path in fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-        {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            let expected_output = name.starts_with("output") || name.starts_with("stderr");
-            if expected_output && name.ends_with(".txt") && !known.contains(&path) {
+    let mut seen = HashMap::new();
+    for lesson in Lesson::all() {
+        for binary in lesson.binaries {
+            let test = binary.name.replace('-', "_");
+            if !ROWS.contains(&test.as_str()) {
                 problems.push(format!(
-                    "{} belongs to no row in the table",
-                    relative(&path)
+                    "{}: binary `{}` has no row `{test}` in the table",
+                    binary.package, binary.name
+                ));
+            }
+            if let Some(other) = seen.insert(binary.name.clone(), binary.package.clone()) {
+                problems.push(format!(
+                    "binary `{}` is in both {other} and {}",
+                    binary.name, binary.package
                 ));
             }
         }
     }
-
+    for row in ROWS {
+        let name = binary_name(row);
+        if !seen.contains_key(&name) {
+            problems.push(format!(
+                "the table's row `{row}` runs `{name}`, which no lesson has"
+            ));
+        }
+    }
     assert!(
         problems.is_empty(),
         "the lessons table in {} disagrees with lessons/:\n- {}",
         file!(),
         problems.join("\n- ")
     );
+}
+
+/// Each lesson's package is called `lesson-<topic>`, after its folder, and every recording in
+/// its folder belongs to one of its binaries.
+#[test]
+fn lesson_folders_hold_only_lessons() {
+    let mut problems = Vec::new();
+    for lesson in Lesson::all() {
+        let manifest = lesson.dir.join("Cargo.toml");
+        let expected = lesson.package();
+        match package_name(&fs::read_to_string(&manifest).unwrap_or_default()) {
+            Some(name) if name == expected => {}
+            Some(name) => problems.push(format!(
+                "{}: the package is `{name}`; it should be `{expected}`",
+                relative(&manifest)
+            )),
+            None => problems.push(format!("{}: no `name` in [package]", relative(&manifest))),
+        }
+        let known: HashSet<&PathBuf> = lesson
+            .binaries
+            .iter()
+            .flat_map(|binary| [&binary.output, &binary.stderr])
+            .collect();
+        for recording in lesson.recordings() {
+            if !known.contains(&recording) {
+                problems.push(format!(
+                    "{} belongs to no binary: `output-<variant>.txt` and \
+                     `stderr-<variant>.txt` go with `src/bin/<variant>.rs`",
+                    relative(&recording)
+                ));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "lessons/ holds what is not a lesson:\n- {}",
+        problems.join("\n- ")
+    );
+}
+
+/// The value of `name` in the `[package]` table of a `Cargo.toml`.
+fn package_name(manifest: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package
+            && let Some((key, value)) = line.split_once('=')
+            && key.trim() == "name"
+        {
+            return Some(value.trim().trim_matches('"').to_owned());
+        }
+    }
+    None
 }

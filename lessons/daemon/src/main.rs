@@ -1,6 +1,6 @@
 //! A daemonic process is stopped when the main program ends: `multiprocessing_daemon.py`.
 //!
-//! Book: "Daemon processes". Run: `cargo run -p lesson-daemon`.
+//! Book: `book/src/daemon.md`. Run: `cargo run -p lesson-daemon`.
 //!
 //! Notice: the program ends after about one second, not two: at exit the runtime terminates
 //! the daemon (so its `Exiting` line never appears) and waits for the non-daemon.

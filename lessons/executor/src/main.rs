@@ -2,11 +2,13 @@
 //! `fut.running()` and `fut.done()`, from "Distributed Computing with Python", chapter 3
 //! (no file name there).
 //!
-//! Book: "Executors and futures". Run: `cargo run -p lesson-executor`.
+//! Book: `book/src/executor.md`. Run: `cargo run -p lesson-executor`.
 //!
 //! Notice: `submit` returns at once with a `Future`; the call runs in the worker process
-//! meanwhile, and `result()` waits for it.
+//! meanwhile, and `result()` waits for it. `running()` turns true once the worker has the
+//! call, so the lesson asks until it does, and then asks `done()` while `fib(38)` computes.
 
+use std::thread;
 use std::time::Duration;
 
 use multiprocessing::futures::ProcessPoolExecutor;
@@ -21,8 +23,10 @@ fn fib(n: u64) -> u64 {
 fn main() -> multiprocessing::Result<()> {
     let pool = ProcessPoolExecutor::new(1)?;
     let fut = pool.submit(fib, 38)?;
-    // Give the pool a moment to hand the call to its worker; fib(38) takes far longer.
-    fut.wait(Some(Duration::from_millis(20)));
+    // The pool hands the call to its idle worker in the background; wait until it has.
+    while !fut.running() && !fut.done() {
+        thread::sleep(Duration::from_millis(1));
+    }
     println!("fut.running() = {}", fut.running());
     println!("fut.done() = {}", fut.done());
 

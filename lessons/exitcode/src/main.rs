@@ -1,6 +1,6 @@
 //! How a process ended, as a number: `multiprocessing_exitcode.py`.
 //!
-//! Book: "Exit codes". Run: `cargo run -p lesson-exitcode`.
+//! Book: `book/src/exitcode.md`. Run: `cargo run -p lesson-exitcode`.
 //!
 //! Notice: a panic is Python's uncaught exception: reported on stderr, exit code 1. A signal
 //! gives minus its number: `SIGTERM` is 15.

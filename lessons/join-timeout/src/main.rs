@@ -1,6 +1,6 @@
 //! A join that gives up after a timeout: `multiprocessing_daemon_join_timeout.py`.
 //!
-//! Book: "Waiting with a timeout". Run: `cargo run -p lesson-join-timeout`.
+//! Book: `book/src/join-timeout.md`. Run: `cargo run -p lesson-join-timeout`.
 //!
 //! Notice: `join_timeout` returns after one second while the daemon sleeps for two, so it is
 //! still alive; at exit the runtime terminates it.

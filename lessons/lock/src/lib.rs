@@ -1,7 +1,8 @@
 //! The stream that both lock lessons write to, `multiprocessing_lock.py` and
 //! `multiprocessing_nolock.py`: a slow one, so that two writers can meet inside a line.
 //!
-//! Book: "Locks". Run: `cargo run -p lesson-lock`, `cargo run -p lesson-lock --bin nolock`.
+//! Book: `book/src/lock.md`. Run: `cargo run -p lesson-lock`,
+//! `cargo run -p lesson-lock --bin nolock`.
 //!
 //! Notice: `write_all` calls `write` until the text is through, so the text goes out a word at
 //! a time, with a pause after each word, and another writer can come in between.

@@ -1,6 +1,6 @@
 //! Two processes write to one stream, one at a time: `multiprocessing_lock.py`.
 //!
-//! Book: "Locks". Run: `cargo run -p lesson-lock`.
+//! Book: `book/src/lock.md`. Run: `cargo run -p lesson-lock`.
 //!
 //! Notice: each worker holds the lock while it writes its line, so the lines come out whole,
 //! in either order. Compare `cargo run -p lesson-lock --bin nolock`.

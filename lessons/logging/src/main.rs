@@ -1,6 +1,6 @@
 //! The runtime's own log records, at `DEBUG`: `multiprocessing_log_to_stderr.py`.
 //!
-//! Book: "Logging". Run: `cargo run -p lesson-logging`.
+//! Book: `book/src/logging.md`. Run: `cargo run -p lesson-logging`.
 //!
 //! Notice: the records go to stderr and `Doing some work` to stdout; each record names the
 //! process that wrote it, so the child's lines say `Process-1`.

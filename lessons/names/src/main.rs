@@ -1,6 +1,6 @@
 //! Default and chosen process names: `multiprocessing_names.py`.
 //!
-//! Book: "Naming processes". Run: `cargo run -p lesson-names`.
+//! Book: `book/src/names.md`. Run: `cargo run -p lesson-names`.
 //!
 //! Notice: the first `Process` is created and never started, yet it takes the name
 //! `Process-1`, so the five workers are `Process-2` to `Process-6`, as in Python.

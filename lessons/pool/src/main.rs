@@ -1,10 +1,10 @@
 //! A pool maps a function over inputs in its workers: `multiprocessing_pool.py`.
 //!
-//! Book: "Process pools". Run: `cargo run -p lesson-pool`.
+//! Book: `book/src/pool.md`. Run: `cargo run -p lesson-pool`.
 //!
-//! Notice: the `Built-in:` line prints a lazy iterator, not a list, as Python 3's `map`
-//! prints `<map object>`; the pool's `map` returns the computed list. Each worker runs the
-//! initializer once, when it starts.
+//! Notice: the built-in `map` is lazy, in Rust as in Python 3 (which prints `<map object>`),
+//! so the lesson collects it; the pool's `map` returns the same list, computed in the workers.
+//! Each worker runs the initializer once, when it starts.
 
 use multiprocessing::{Pool, cpu_count, current_process};
 
@@ -23,7 +23,7 @@ fn main() -> multiprocessing::Result<()> {
     let inputs: Vec<i32> = (0..10).collect();
     println!("Input   : {inputs:?}");
 
-    let builtin_outputs = inputs.iter().copied().map(do_calculation);
+    let builtin_outputs: Vec<i32> = inputs.iter().copied().map(do_calculation).collect();
     println!("Built-in: {builtin_outputs:?}");
 
     let pool_size = cpu_count();

@@ -1,6 +1,6 @@
 //! A creator and a consumer share a queue: `multiprocessing_process_communication.py`.
 //!
-//! Book: "Queues and pipes". Run: `cargo run -p lesson-queue`.
+//! Book: `book/src/queue.md`. Run: `cargo run -p lesson-queue`.
 //!
 //! Notice: each process gets its own handle to the one queue (`q.clone()` moved into its
 //! closure); the consumer stops at the sentinel `-1`, after doubling it like any other item.

@@ -1,6 +1,6 @@
 //! Five processes that each print `Worker`: `multiprocessing_simple.py`.
 //!
-//! Book: "Spawning processes". Run: `cargo run -p lesson-spawn`.
+//! Book: `book/src/spawn.md`. Run: `cargo run -p lesson-spawn`.
 //!
 //! Notice: `Process::new` takes a closure, where Python takes `target=worker`; nothing joins
 //! the workers, yet the program waits for them before it ends, as Python's does.

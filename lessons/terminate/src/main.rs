@@ -1,6 +1,6 @@
 //! Stopping a process from outside: `multiprocessing_terminate.py`.
 //!
-//! Book: "Terminating processes". Run: `cargo run -p lesson-terminate`.
+//! Book: `book/src/terminate.md`. Run: `cargo run -p lesson-terminate`.
 //!
 //! Notice: `terminate` only sends `SIGTERM`; `join` is what waits for the child to die and
 //! updates the handle, which then shows `stopped exitcode=-SIGTERM`.

@@ -1,6 +1,6 @@
 //! Joining a daemonic process waits for it: `multiprocessing_daemon_join.py`.
 //!
-//! Book: "Daemon processes". Run: `cargo run -p lesson-daemon --bin daemon-join`.
+//! Book: `book/src/daemon.md`. Run: `cargo run -p lesson-daemon --bin daemon-join`.
 //!
 //! Notice: `d.join()` waits the full two seconds, so this time the daemon prints `Exiting`.
 

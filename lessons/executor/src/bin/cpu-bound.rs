@@ -1,7 +1,7 @@
 //! A CPU-bound task five times: in a loop, on three threads, on six processes. From the
 //! course chapter's speed comparison (no file name there).
 //!
-//! Book: "Executors and futures". Run: `cargo run --release -p lesson-executor --bin cpu-bound`.
+//! Book: `book/src/executor.md`. Run: `cargo run --release -p lesson-executor --bin cpu-bound`.
 //!
 //! Notice: Rust's `map` is lazy, so each run reads its results; Python's `map` submits
 //! everything at once and the `with` block waits.

@@ -1,7 +1,7 @@
 //! The same CPU-bound call on 1 to 32 workers: `runprocesses(workernum, fibnum)` from
 //! "Distributed Computing with Python", chapter 3 (no file name there).
 //!
-//! Book: "Executors and futures". Run: `cargo run --release -p lesson-executor --bin fib-workers`.
+//! Book: `book/src/executor.md`. Run: `cargo run --release -p lesson-executor --bin fib-workers`.
 //!
 //! Notice: each run gives every worker one `fib(34)`, so the work grows with the workers;
 //! with 2 cores, times stay flat up to 2 workers and then grow. (The source's `fib` returned

@@ -1,7 +1,7 @@
 //! Greatest common divisors, serially, on two threads and on two processes: the `gcd`
 //! example of "Effective Python" in the main chapter (no file name there).
 //!
-//! Book: "Executors and futures". Run: `cargo run --release -p lesson-executor --bin gcd`.
+//! Book: `book/src/executor.md`. Run: `cargo run --release -p lesson-executor --bin gcd`.
 //!
 //! Notice: the three runs differ by one line; in Python only the processes beat the serial
 //! run, here the threads do too.

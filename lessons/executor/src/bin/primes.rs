@@ -1,6 +1,6 @@
 //! Which of six large numbers are prime, with `executor.map`: `process_pool_executor_ex.py`.
 //!
-//! Book: "Executors and futures". Run: `cargo run --release -p lesson-executor --bin primes`.
+//! Book: `book/src/executor.md`. Run: `cargo run --release -p lesson-executor --bin primes`.
 //!
 //! Notice: `map` yields the results in the order of the inputs, whichever worker finishes
 //! first; `zip` pairs each with its number, as in Python.

@@ -1,6 +1,6 @@
 //! Which process ran each task, with processes and with threads: `process_id.py`.
 //!
-//! Book: "Executors and futures". Run: `cargo run -p lesson-executor --bin process-id`.
+//! Book: `book/src/executor.md`. Run: `cargo run -p lesson-executor --bin process-id`.
 //!
 //! Notice: the two halves differ only in the executor's type; processes report four pids,
 //! threads one, the pid of this program.

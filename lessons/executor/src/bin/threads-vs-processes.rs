@@ -1,7 +1,7 @@
 //! A thousand random 15-digit numbers tested for primality on 16 processes and on 16
 //! threads: `prime.py`.
 //!
-//! Book: "Executors and futures". Run:
+//! Book: `book/src/executor.md`. Run:
 //! `cargo run --release -p lesson-executor --bin threads-vs-processes`.
 //!
 //! Notice: in Python the threads took twelve times as long as the processes, because of the

@@ -1,6 +1,6 @@
 //! Two processes write to one stream at the same time: `multiprocessing_nolock.py`.
 //!
-//! Book: "Locks". Run: `cargo run -p lesson-lock --bin nolock`.
+//! Book: `book/src/lock.md`. Run: `cargo run -p lesson-lock --bin nolock`.
 //!
 //! Notice: nothing keeps the workers apart, so their words can interleave inside a line; the
 //! jumble differs from run to run. Compare `cargo run -p lesson-lock`.

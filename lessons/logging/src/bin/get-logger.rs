@@ -1,6 +1,6 @@
 //! Changing the level through the logger: `multiprocessing_get_logger.py`.
 //!
-//! Book: "Logging". Run: `cargo run -p lesson-logging --bin get-logger`.
+//! Book: `book/src/logging.md`. Run: `cargo run -p lesson-logging --bin get-logger`.
 //!
 //! Notice: the level is set in the parent before `start`, and the forked child starts with it;
 //! at `INFO` the `DEBUG` records of the default binary are gone.

@@ -1,6 +1,6 @@
 //! Asking a pool for one result, with a timeout: `multiprocessing_pool_get_result.py`.
 //!
-//! Book: "Process pools". Run: `cargo run -p lesson-pool --bin pool-apply-async`.
+//! Book: `book/src/pool.md`. Run: `cargo run -p lesson-pool --bin pool-apply-async`.
 //!
 //! Notice: `get_timeout` gives up after one second with `Error::Timeout` instead of waiting
 //! forever; the log records show the two workers starting.

@@ -1,7 +1,7 @@
 //! An I/O-bound task, one `Process` per task against a `Pool`: the "Process Vs Pool Class"
 //! example of the course page (its `mprocess3.py` and `mprocess4.py`).
 //!
-//! Book: "Process pools". Run: `cargo run --release -p lesson-pool --bin process-vs-pool`.
+//! Book: `book/src/pool.md`. Run: `cargo run --release -p lesson-pool --bin process-vs-pool`.
 //!
 //! Notice: each task only creates, writes and closes a file; what is timed is mostly the
 //! cost of starting processes and handing them work.

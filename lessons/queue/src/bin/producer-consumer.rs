@@ -1,6 +1,6 @@
 //! Consumers share a joinable queue of tasks: `multiprocessing_producer_consumer.py`.
 //!
-//! Book: "Queues and pipes". Run: `cargo run -p lesson-queue --bin producer-consumer`.
+//! Book: `book/src/queue.md`. Run: `cargo run -p lesson-queue --bin producer-consumer`.
 //!
 //! Notice: `Consumer` implements `Run`, the counterpart of subclassing `Process`, so its
 //! processes are called `Consumer-N`; `None` is the poison pill that stops one.

@@ -1,6 +1,6 @@
 //! Any serde type can cross a queue: `multiprocessing_queue.py`.
 //!
-//! Book: "Queues and pipes". Run: `cargo run -p lesson-queue --bin queue-fancy`.
+//! Book: `book/src/queue.md`. Run: `cargo run -p lesson-queue --bin queue-fancy`.
 //!
 //! Notice: Python pickles `MyFancyClass`; here `#[derive(Serialize, Deserialize)]` is what
 //! lets it cross, and the method it calls is compiled into both processes.

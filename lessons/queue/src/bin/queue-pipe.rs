@@ -1,7 +1,7 @@
 //! Two ends of a pipe, one per process: `multiprocessing.Pipe`, which the chapter's Python
 //! examples do not use; this one goes beyond the source material.
 //!
-//! Book: "Queues and pipes". Run: `cargo run -p lesson-queue --bin queue-pipe`.
+//! Book: `book/src/queue.md`. Run: `cargo run -p lesson-queue --bin queue-pipe`.
 //!
 //! Notice: the child's end is moved into its closure, so the parent no longer holds it; when
 //! the child ends, the parent's `recv` reports the closed peer instead of waiting forever.

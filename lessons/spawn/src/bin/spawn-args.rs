@@ -1,6 +1,6 @@
 //! Each worker gets a number: `multiprocessing_simpleargs.py`.
 //!
-//! Book: "Spawning processes". Run: `cargo run -p lesson-spawn --bin spawn-args`.
+//! Book: `book/src/spawn.md`. Run: `cargo run -p lesson-spawn --bin spawn-args`.
 //!
 //! Notice: Python passes `args=(i,)`, which must be picklable; here the closure captures `i`
 //! with `move`, and the forked child already has a copy of it.

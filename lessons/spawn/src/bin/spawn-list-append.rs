@@ -1,7 +1,8 @@
 //! A CPU-heavy toy with threads and with processes: the `list_append` example of the
 //! course page on multiprocessing (its `thread_test.py` and `multiproc_test.py`).
 //!
-//! Book: "Introduction". Run: `cargo run --release -p lesson-spawn --bin spawn-list-append`.
+//! Book: `book/src/spawn.md`; the introduction sets its times beside Python's. Run:
+//! `cargo run --release -p lesson-spawn --bin spawn-list-append`.
 //!
 //! Notice: in Python only the processes speed up, because the GIL lets one thread run Python
 //! code at a time. Rust has no GIL: its threads scale as well as its processes do.

@@ -1,6 +1,6 @@
 //! Doubling numbers in five processes, each printing its pid: `example_get_pid.py`.
 //!
-//! Book: "Spawning processes". Run: `cargo run -p lesson-spawn --bin spawn-pid`.
+//! Book: `book/src/spawn.md`. Run: `cargo run -p lesson-spawn --bin spawn-pid`.
 //!
 //! Notice: `std::process::id()` is Python's `os.getpid()`; the second loop joins every
 //! process, so the program ends only after all five have printed.
