@@ -287,7 +287,7 @@ impl<T> Queue<T> {
     ///
     /// As [`qsize`](Queue::qsize).
     pub fn full(&self) -> Result<bool> {
-        let guard = self.inner.lock(None)?.expect("no deadline");
+        let mut guard = self.inner.lock(None)?.expect("no deadline");
         let state = guard.state();
         Ok(state.maxsize > 0 && state.count >= state.maxsize)
     }
@@ -399,7 +399,7 @@ impl<T> JoinableQueue<T> {
     ///
     /// [`Error::TaskDoneTooManyTimes`] when there is no unfinished task, [`Error::Os`].
     pub fn task_done(&self) -> Result<()> {
-        let guard = self.queue.inner.lock(None)?.expect("no deadline");
+        let mut guard = self.queue.inner.lock(None)?.expect("no deadline");
         let unfinished = guard.state().unfinished;
         if unfinished == 0 {
             return Err(Error::TaskDoneTooManyTimes);
@@ -654,16 +654,19 @@ impl Guard<'_> {
         }
     }
 
-    #[allow(clippy::mut_from_ref)]
-    fn state(&self) -> &mut State {
-        // SAFETY: this guard holds the mutex that every access to the state takes, so no
-        // other reference to it exists while this one lives (callers do not keep two).
+    /// The shared state, borrowed through the guard: the borrow checker keeps the reference
+    /// unique for as long as it lives.
+    fn state(&mut self) -> &mut State {
+        // SAFETY: every access to the state goes through a guard, and this guard holds the
+        // mutex, so no other process or thread has a guard now; the mutex is error-checking,
+        // so not even this thread can take a second one. The `&mut self` borrow makes this
+        // reference the only one that this guard hands out.
         unsafe { &mut *self.inner.header.state.get() }
     }
 
-    #[allow(clippy::mut_from_ref)]
-    fn view(&self) -> &mut View {
-        // SAFETY: as for `state`: the view is only used under the mutex.
+    /// This process's mapping of the ring, borrowed through the guard as `state` is.
+    fn view(&mut self) -> &mut View {
+        // SAFETY: as for `state`: the view is only reached through a guard.
         unsafe { &mut *self.inner.view.get() }
     }
 
@@ -686,6 +689,7 @@ impl Guard<'_> {
 
     /// Maps the first `capacity` bytes of the ring as `generation`, unless already mapped.
     fn map(&mut self, capacity: u64, generation: u64) -> Result<()> {
+        let ring = &self.inner.ring;
         let view = self.view();
         if view.ptr.is_some() && view.generation == generation {
             return Ok(());
@@ -702,7 +706,7 @@ impl Guard<'_> {
                 length,
                 ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
                 MapFlags::MAP_SHARED,
-                &self.inner.ring,
+                ring,
                 0,
             )
         }
