@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{PATIENCE, exists};
+use common::{PATIENCE, Touchy, exists, touchy};
 
 use std::collections::HashSet;
 use std::sync::mpsc;
@@ -358,22 +358,6 @@ fn a_panicking_callback_is_logged_and_everything_goes_on() {
             .unwrap(),
         36
     );
-}
-
-/// A result type whose decoding panics in the parent for one value.
-#[derive(Debug, PartialEq, serde::Serialize)]
-struct Touchy(u64);
-
-impl<'de> serde::Deserialize<'de> for Touchy {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Touchy, D::Error> {
-        let value = u64::deserialize(deserializer)?;
-        assert_ne!(value, 13, "Touchy cannot hold 13");
-        Ok(Touchy(value))
-    }
-}
-
-fn touchy(n: u64) -> Touchy {
-    Touchy(n)
 }
 
 #[test]

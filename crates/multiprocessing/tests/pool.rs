@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{PATIENCE, exists};
+use common::{PATIENCE, Touchy, exists, touchy};
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -395,23 +395,6 @@ fn a_pool_that_cannot_replace_its_workers_fails_work_instead_of_queueing_it() {
             "{processes} workers"
         );
     }
-}
-
-/// A result type whose decoding panics in the parent for one value: a validating type, or a
-/// bug in a hand-written `Deserialize`.
-#[derive(Debug, PartialEq, serde::Serialize)]
-pub struct Touchy(pub u64);
-
-impl<'de> serde::Deserialize<'de> for Touchy {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Touchy, D::Error> {
-        let value = u64::deserialize(deserializer)?;
-        assert_ne!(value, 13, "Touchy cannot hold 13");
-        Ok(Touchy(value))
-    }
-}
-
-fn touchy(n: u64) -> Touchy {
-    Touchy(n)
 }
 
 #[test]

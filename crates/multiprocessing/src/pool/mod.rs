@@ -21,11 +21,10 @@ mod manager;
 mod results;
 mod worker;
 
-use std::collections::VecDeque;
 use std::io::Write;
 use std::marker::PhantomData;
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
@@ -37,7 +36,7 @@ use crate::completion::{Completion, Dispatcher, completion};
 use crate::error::{Error, Result};
 use crate::sync::lock;
 use crate::task::{Task, TaskRef};
-use crate::window::{EncodedChunk, Pending, Window};
+use crate::window::{EncodedChunk, Pending, SendChunk, Window};
 use manager::Command;
 use results::{Part, finish_all, finish_one};
 
@@ -341,36 +340,26 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'a,
         I: IntoIterator<Item = A>,
     {
-        let task = Task::new(f).to_ref();
-        let send = move |chunk: Vec<A>| -> Result<Box<dyn Pending<R> + 'a>> {
-            let count = chunk.len();
-            let completion = self.submit_chunk(task, codec::encode(&chunk)?, count)?;
-            Ok(Box::new(EncodedChunk {
-                completion,
-                count,
-                _result: PhantomData,
-            }))
-        };
         Imap {
             window: Window::new(
                 inputs.into_iter(),
                 chunksize,
                 2 * self.processes,
-                Box::new(send),
+                self.chunk_sender(Task::new(f).to_ref()),
             ),
         }
     }
 
     /// Like [`imap`](Pool::imap), but yields each result as soon as it is ready, in any
     /// order: Python's `imap_unordered`.
-    pub fn imap_unordered<A, R, I>(
-        &self,
+    pub fn imap_unordered<'a, A, R, I>(
+        &'a self,
         f: fn(A) -> R,
         inputs: I,
-    ) -> ImapUnordered<'_, A, R, I::IntoIter>
+    ) -> ImapUnordered<'a, A, R, I::IntoIter>
     where
         A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'a,
         I: IntoIterator<Item = A>,
     {
         self.imap_unordered_chunked(f, inputs, 1)
@@ -379,31 +368,42 @@ impl Pool {
     /// [`imap_unordered`](Pool::imap_unordered) with chunks of `chunksize` inputs; the
     /// results of one chunk come out together. A `chunksize` of 0 makes the first item
     /// [`Error::InvalidChunksize`].
-    pub fn imap_unordered_chunked<A, R, I>(
-        &self,
+    pub fn imap_unordered_chunked<'a, A, R, I>(
+        &'a self,
         f: fn(A) -> R,
         inputs: I,
         chunksize: usize,
-    ) -> ImapUnordered<'_, A, R, I::IntoIter>
+    ) -> ImapUnordered<'a, A, R, I::IntoIter>
     where
         A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'a,
         I: IntoIterator<Item = A>,
     {
-        let (sender, results) = mpsc::channel();
         ImapUnordered {
-            pool: self,
-            task: Task::new(f).to_ref(),
-            inputs: inputs.into_iter(),
-            chunksize,
-            sender,
-            results,
-            ready: VecDeque::new(),
-            in_flight: 0,
-            exhausted: false,
-            failed: false,
-            _types: PhantomData,
+            window: Window::unordered(
+                inputs.into_iter(),
+                chunksize,
+                2 * self.processes,
+                self.chunk_sender(Task::new(f).to_ref()),
+            ),
         }
+    }
+
+    /// How a window sends a chunk of inputs to this pool's workers.
+    pub(crate) fn chunk_sender<'a, A, R>(&'a self, task: TaskRef) -> SendChunk<'a, A, R>
+    where
+        A: Serialize,
+        R: DeserializeOwned + 'a,
+    {
+        Box::new(move |chunk: Vec<A>| -> Result<Box<dyn Pending<R> + 'a>> {
+            let count = chunk.len();
+            let completion = self.submit_chunk(task, codec::encode(&chunk)?, count)?;
+            Ok(Box::new(EncodedChunk {
+                completion,
+                count,
+                _result: PhantomData,
+            }))
+        })
     }
 
     /// Calls `f(arg)` in a worker and waits for the result: Python's `apply`.

@@ -2,23 +2,18 @@
 //! of `imap` and `imap_unordered`, and the decoding of the results the workers encoded, which
 //! happens here, on the reader's thread.
 
-use std::collections::VecDeque;
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::Pool;
 use crate::codec;
 use crate::completion::Completion;
 use crate::error::{Error, Result};
 use crate::process::catch_task;
 use crate::sync::lock;
-use crate::task::{ChunkResults, TaskRef};
+use crate::task::ChunkResults;
 use crate::window::Window;
 
 /// What came back for a chunk: its results as the worker encoded them (a
@@ -237,98 +232,22 @@ impl<A, R, I: Iterator<Item = A>> Iterator for Imap<'_, A, R, I> {
 
 /// The iterator [`Pool::imap_unordered`] returns: results as they come.
 pub struct ImapUnordered<'a, A, R, I> {
-    pub(super) pool: &'a Pool,
-    pub(super) task: TaskRef,
-    pub(super) inputs: I,
-    pub(super) chunksize: usize,
-    /// Each chunk's completion, with its size, as it comes in.
-    pub(super) sender: Sender<(Completion<Vec<u8>>, usize)>,
-    pub(super) results: Receiver<(Completion<Vec<u8>>, usize)>,
-    /// Results of the last chunk in, not yet yielded.
-    pub(super) ready: VecDeque<Result<R>>,
-    /// Chunks sent and not yet in.
-    pub(super) in_flight: usize,
-    pub(super) exhausted: bool,
-    pub(super) failed: bool,
-    pub(super) _types: PhantomData<fn(A) -> R>,
+    pub(super) window: Window<'a, A, R, I>,
 }
 
-impl<A, R, I> ImapUnordered<'_, A, R, I>
-where
-    A: Serialize,
-    R: DeserializeOwned,
-    I: Iterator<Item = A>,
-{
+impl<A, R, I: Iterator<Item = A>> ImapUnordered<'_, A, R, I> {
     /// The next result to come in, waiting at most `timeout` for one: Python's
     /// `next(timeout)`. `Some(Err(Error::Timeout))` when none came in time; ask again.
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
-        self.next_until(crate::sync::deadline_after(timeout), timeout)
-    }
-
-    fn next_until(&mut self, deadline: Option<Instant>, after: Duration) -> Option<Result<R>> {
-        if self.failed {
-            return None;
-        }
-        if let Some(result) = self.ready.pop_front() {
-            return Some(result);
-        }
-        if self.chunksize == 0 {
-            self.failed = true;
-            return Some(Err(Error::InvalidChunksize));
-        }
-        if let Err(error) = self.top_up() {
-            self.failed = true;
-            return Some(Err(error));
-        }
-        if self.in_flight == 0 {
-            return None;
-        }
-        let received = match deadline {
-            None => self.results.recv().ok(),
-            Some(deadline) => deadline
-                .checked_duration_since(Instant::now())
-                .and_then(|left| self.results.recv_timeout(left).ok()),
-        };
-        let Some((completion, count)) = received else {
-            return Some(Err(Error::Timeout { after }));
-        };
-        self.in_flight -= 1;
-        let chunk = completion.take().unwrap_or(Err(Error::ResultLost));
-        self.ready.extend(decode_results(&chunk, count));
-        self.ready.pop_front()
-    }
-
-    /// Keeps two chunks per worker in flight.
-    fn top_up(&mut self) -> Result<()> {
-        while !self.exhausted && self.in_flight < 2 * self.pool.processes {
-            let chunk: Vec<A> = self.inputs.by_ref().take(self.chunksize).collect();
-            if chunk.is_empty() {
-                self.exhausted = true;
-                break;
-            }
-            let count = chunk.len();
-            let completion = self
-                .pool
-                .submit_chunk(self.task, codec::encode(&chunk)?, count)?;
-            let (sender, done) = (self.sender.clone(), completion.clone());
-            completion.on_done_inline(move || {
-                let _ = sender.send((done, count));
-            });
-            self.in_flight += 1;
-        }
-        Ok(())
+        self.window
+            .next_until(crate::sync::deadline_after(timeout), timeout)
     }
 }
 
-impl<A, R, I> Iterator for ImapUnordered<'_, A, R, I>
-where
-    A: Serialize,
-    R: DeserializeOwned,
-    I: Iterator<Item = A>,
-{
+impl<A, R, I: Iterator<Item = A>> Iterator for ImapUnordered<'_, A, R, I> {
     type Item = Result<R>;
 
     fn next(&mut self) -> Option<Result<R>> {
-        self.next_until(None, Duration::ZERO)
+        self.window.next_until(None, Duration::ZERO)
     }
 }

@@ -53,3 +53,21 @@ pub fn bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> 
         .recv_timeout(PATIENCE)
         .expect("did not finish in time")
 }
+
+/// A result type whose decoding panics in the parent for one value: a validating type, or a
+/// bug in a hand-written `Deserialize`.
+#[derive(Debug, PartialEq, serde::Serialize)]
+pub struct Touchy(pub u64);
+
+impl<'de> serde::Deserialize<'de> for Touchy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Touchy, D::Error> {
+        let value = u64::deserialize(deserializer)?;
+        assert_ne!(value, 13, "Touchy cannot hold 13");
+        Ok(Touchy(value))
+    }
+}
+
+/// A task whose result is a [`Touchy`].
+pub fn touchy(n: u64) -> Touchy {
+    Touchy(n)
+}
