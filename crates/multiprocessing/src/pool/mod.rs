@@ -379,7 +379,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'a,
         I: IntoIterator<Item = A>,
     {
-        ImapUnordered {
+        Imap {
             window: Window::unordered(
                 inputs.into_iter(),
                 chunksize,

@@ -73,7 +73,7 @@ pub(super) fn finish_all<R: DeserializeOwned>(parts: &[Part]) -> Result<Vec<R>> 
     decode_parts(parts).into_iter().collect()
 }
 
-/// The result of [`Pool::apply_async`] or [`Pool::map_async`], once it is ready: Python's
+/// The result of [`Pool::apply_async`](super::Pool::apply_async) or [`Pool::map_async`](super::Pool::map_async), once it is ready: Python's
 /// `AsyncResult`.
 pub struct AsyncResult<R> {
     pub(super) parts: Vec<Part>,
@@ -208,10 +208,15 @@ impl<R: 'static> AsyncResult<R> {
     }
 }
 
-/// The iterator [`Pool::imap`] returns; each item is that input's result.
+/// The iterator [`Pool::imap`](super::Pool::imap) and [`Pool::imap_unordered`](super::Pool::imap_unordered) return: each item is an input's
+/// result, in input order or in the order they come in.
 pub struct Imap<'a, A, R, I> {
     pub(super) window: Window<'a, A, R, I>,
 }
+
+/// The iterator [`Pool::imap_unordered`](super::Pool::imap_unordered) returns: an [`Imap`] that yields results as they
+/// come in.
+pub type ImapUnordered<'a, A, R, I> = Imap<'a, A, R, I>;
 
 impl<A, R, I: Iterator<Item = A>> Imap<'_, A, R, I> {
     /// The next result, waiting at most `timeout` for it: Python's `next(timeout)`.
@@ -223,28 +228,6 @@ impl<A, R, I: Iterator<Item = A>> Imap<'_, A, R, I> {
 }
 
 impl<A, R, I: Iterator<Item = A>> Iterator for Imap<'_, A, R, I> {
-    type Item = Result<R>;
-
-    fn next(&mut self) -> Option<Result<R>> {
-        self.window.next_until(None, Duration::ZERO)
-    }
-}
-
-/// The iterator [`Pool::imap_unordered`] returns: results as they come.
-pub struct ImapUnordered<'a, A, R, I> {
-    pub(super) window: Window<'a, A, R, I>,
-}
-
-impl<A, R, I: Iterator<Item = A>> ImapUnordered<'_, A, R, I> {
-    /// The next result to come in, waiting at most `timeout` for one: Python's
-    /// `next(timeout)`. `Some(Err(Error::Timeout))` when none came in time; ask again.
-    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
-        self.window
-            .next_until(crate::sync::deadline_after(timeout), timeout)
-    }
-}
-
-impl<A, R, I: Iterator<Item = A>> Iterator for ImapUnordered<'_, A, R, I> {
     type Item = Result<R>;
 
     fn next(&mut self) -> Option<Result<R>> {
