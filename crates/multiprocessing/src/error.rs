@@ -131,6 +131,34 @@ pub enum Error {
     NotReady,
     /// A chunk size of 0 was asked for; Python raises `ValueError`.
     InvalidChunksize,
+    /// A process executor was asked for `max_tasks_per_child` with the `fork` start method,
+    /// which Python refuses too.
+    MaxTasksUnderFork,
+    /// A start method's name is not `fork`, `spawn` or `forkserver`.
+    UnknownStartMethod {
+        /// The name given.
+        name: String,
+    },
+    /// `set_start_method` was called after the start method was set or first used; Python
+    /// raises `RuntimeError: context has already been set`.
+    StartMethodAlreadySet {
+        /// The start method in force.
+        method: crate::StartMethod,
+    },
+    /// A child was to be started afresh (`spawn`, `forkserver`), but the program did not call
+    /// `multiprocessing::init()` first thing in `main`, or the child's did not.
+    NotInitialized {
+        /// The start method asked for.
+        method: crate::StartMethod,
+    },
+    /// A process whose target is a closure was to be started with a method other than
+    /// `fork`: only a copy of this memory can run a closure.
+    NeedsFork {
+        /// The process's name.
+        name: String,
+        /// The start method asked for.
+        method: crate::StartMethod,
+    },
     /// The runtime dropped a task's result without setting it. Nothing in the runtime should
     /// let this happen; the error stands where a wait without end would otherwise be.
     ResultLost,
@@ -262,6 +290,30 @@ impl fmt::Display for Error {
             Error::NoWorkers => write!(f, "a pool needs at least 1 process and 1 task per child"),
             Error::NotReady => write!(f, "the result is not ready yet: wait() for it first"),
             Error::InvalidChunksize => write!(f, "a chunk size must be at least 1"),
+            Error::MaxTasksUnderFork => write!(
+                f,
+                "max_tasks_per_child cannot be used with the fork start method: use spawn or \
+                 forkserver"
+            ),
+            Error::UnknownStartMethod { name } => write!(
+                f,
+                "cannot find a start method called {name:?}: use fork, spawn or forkserver"
+            ),
+            Error::StartMethodAlreadySet { method } => write!(
+                f,
+                "the start method is already set ({method}): set it once, before starting anything"
+            ),
+            Error::NotInitialized { method } => write!(
+                f,
+                "the {method} start method needs multiprocessing::init() called first thing in \
+                 main (Python's `if __name__ == '__main__':`), or enable_test_support!() in a \
+                 test crate"
+            ),
+            Error::NeedsFork { name, method } => write!(
+                f,
+                "process {name} runs a closure, which only fork can start, not {method}: make it \
+                 with Process::task(fn, arg), or use the fork context"
+            ),
             Error::ResultLost => write!(
                 f,
                 "the task's result was lost inside the runtime; please report this as a bug"

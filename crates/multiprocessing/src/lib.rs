@@ -62,6 +62,7 @@ pub mod process;
 pub mod queue;
 mod readable;
 mod shm;
+mod start;
 mod sync;
 pub mod task;
 pub mod value;
@@ -78,4 +79,5 @@ pub use process::{
     cpu_count, current_process, exit, parent_process,
 };
 pub use queue::{JoinableQueue, Queue};
+pub use start::{Context, StartMethod, get_context, get_start_method, init, set_start_method};
 pub use value::{Plain, Value, ValueGuard};

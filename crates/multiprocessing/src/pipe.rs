@@ -323,6 +323,20 @@ impl Sealed for Connection {
     }
 }
 
+impl Connection {
+    /// A duplex end made of a socket received from another process.
+    pub(crate) fn from_socket(socket: OwnedFd) -> Connection {
+        Connection {
+            stream: UnixStream::from(socket),
+            readable: true,
+            writable: true,
+            max_message: DEFAULT_MAX_MESSAGE,
+            ahead: Vec::new(),
+            start: 0,
+        }
+    }
+}
+
 impl From<Connection> for OwnedFd {
     fn from(connection: Connection) -> OwnedFd {
         connection.stream.into()

@@ -42,7 +42,20 @@ use wait::Waiter;
 const DAEMON_GRACE: Duration = Duration::from_secs(1);
 
 /// The closure a child runs, already wrapped to turn its outcome into an exit code.
-type Target = Box<dyn FnOnce() -> i32 + Send>;
+pub(crate) type Target = Box<dyn FnOnce() -> i32 + Send>;
+
+/// What a process will run, until `start` takes it.
+enum Job {
+    /// A closure: only a forked child, a copy of this memory, can run it.
+    Closure(Target),
+    /// Work that a child started afresh can be told: with `closure`, the same work for `fork`,
+    /// which needs no encoding; `fds` go to the child as its own descriptors.
+    Portable {
+        closure: Option<Target>,
+        work: crate::start::Work,
+        fds: Vec<std::os::fd::OwnedFd>,
+    },
+}
 
 /// A process running a closure: Python's `multiprocessing.Process`.
 ///
@@ -77,8 +90,10 @@ struct Inner {
     creator: u32,
     /// Name and daemon flag; both can change, the flag only before `start`.
     meta: Mutex<Meta>,
-    /// The closure, until `start` takes it.
-    target: Mutex<Option<Target>>,
+    /// How the child will be started.
+    method: crate::start::StartMethod,
+    /// What it will run, until `start` takes it.
+    target: Mutex<Option<Job>>,
     /// Set once by `start`.
     waiter: OnceLock<Waiter>,
 }
@@ -105,6 +120,7 @@ struct Meta {
 pub struct Builder {
     name: Option<String>,
     daemon: bool,
+    method: Option<crate::start::StartMethod>,
 }
 
 impl Builder {
@@ -118,6 +134,55 @@ impl Builder {
     pub fn daemon(mut self, daemon: bool) -> Builder {
         self.daemon = daemon;
         self
+    }
+
+    /// Starts the process with `method` rather than the program's default
+    /// ([`get_start_method`](crate::get_start_method)). A closure needs `fork`; a
+    /// [`task`](Builder::task) runs under any method.
+    pub fn start_method(mut self, method: crate::start::StartMethod) -> Builder {
+        self.method = Some(method);
+        self
+    }
+
+    /// Creates the process that will call `func(arg)`, a plain `fn` with an argument serde can
+    /// encode: what a child started afresh, by `spawn` or `forkserver`, can be told to run,
+    /// as Python pickles a target function and its arguments. It does not start yet.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use multiprocessing::{Process, StartMethod};
+    ///
+    /// fn worker(num: i32) {
+    ///     println!("Worker: {num}");
+    /// }
+    ///
+    /// fn main() -> multiprocessing::Result<()> {
+    ///     multiprocessing::init()?;
+    ///     let p = Process::builder().start_method(StartMethod::Spawn).task(worker, 7)?;
+    ///     p.start()?;
+    ///     p.join()?;
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] when `arg` cannot be encoded.
+    pub fn task<A, R>(self, func: fn(A) -> R, arg: A) -> Result<Process>
+    where
+        A: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+        R: Outcome + 'static,
+    {
+        let entry = crate::task::Entry::new(func, &arg)?;
+        Ok(self.make_job(
+            "Process",
+            Job::Portable {
+                closure: Some(Box::new(move || func(arg).exit_code())),
+                work: crate::start::Work::Process(entry),
+                fds: Vec::new(),
+            },
+        ))
     }
 
     /// Creates the process that will run `target`. It does not start yet.
@@ -144,6 +209,30 @@ impl Builder {
         F: FnOnce() -> R + Send + 'static,
         R: Outcome,
     {
+        self.make_job(prefix, Job::Closure(Box::new(move || target().exit_code())))
+    }
+
+    /// Creates a pool's worker to be started afresh: it serves the pool on `socket` after
+    /// running `initializer`.
+    pub(crate) fn pool_worker(
+        self,
+        prefix: &str,
+        initializer: Option<fn()>,
+        socket: std::os::fd::OwnedFd,
+    ) -> Process {
+        self.make_job(
+            prefix,
+            Job::Portable {
+                closure: None,
+                work: crate::start::Work::PoolWorker {
+                    initializer: initializer.map(crate::task::FnRef::new),
+                },
+                fds: vec![socket],
+            },
+        )
+    }
+
+    fn make_job(self, prefix: &str, job: Job) -> Process {
         let state = state::current();
         let identity = state.next_identity();
         let name = self.name.unwrap_or_else(|| default_name(prefix, &identity));
@@ -155,7 +244,8 @@ impl Builder {
                     name,
                     daemon: self.daemon,
                 }),
-                target: Mutex::new(Some(Box::new(move || target().exit_code()))),
+                method: self.method.unwrap_or_else(crate::start::get_start_method),
+                target: Mutex::new(Some(job)),
                 waiter: OnceLock::new(),
             }),
         }
@@ -236,6 +326,20 @@ impl Process {
         Builder::default().target(target)
     }
 
+    /// Creates a process that will call `func(arg)`, which any start method can run; see
+    /// [`Builder::task`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] when `arg` cannot be encoded.
+    pub fn task<A, R>(func: fn(A) -> R, arg: A) -> Result<Process>
+    where
+        A: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+        R: Outcome + 'static,
+    {
+        Builder::default().task(func, arg)
+    }
+
     /// Creates a process that will call `runner.run()`, named after `T`.
     ///
     /// Equivalent to `Process::builder().run(runner)`; see [`Run`].
@@ -264,26 +368,85 @@ impl Process {
         if state.daemon {
             return Err(Error::DaemonicChildren);
         }
-        let mut target = lock(&self.inner.target).take();
-        if target.is_none() {
+        let Some(job) = lock(&self.inner.target).take() else {
             return Err(Error::AlreadyStarted { name: self.name() });
-        }
+        };
         reap_finished(state);
-        let child_state = Box::new(state::State::child(self, state));
-        let pid = match child::fork(&mut target, child_state) {
-            Ok(pid) => pid,
-            Err(errno) => {
-                // Nothing started: put the target back, so a later start can try again.
-                *lock(&self.inner.target) = target;
-                return Err(Error::os("cannot fork a child")(errno));
+        let waiter = match self.launch(job, state) {
+            Ok(waiter) => waiter,
+            Err((job, error)) => {
+                // Nothing started: put the work back, so a later start can try again.
+                *lock(&self.inner.target) = Some(job);
+                return Err(error);
             }
         };
-        let waiter = Waiter::new(pid);
+        let pid = waiter.pid();
         // `start` took the target under its lock, so only one call gets here.
         let _ = self.inner.waiter.set(waiter);
         state.children().push(self.clone());
         log::debug!("started {} with pid {pid}", self.name());
         Ok(())
+    }
+
+    /// Starts the child by this process's method; on failure, hands the job back.
+    fn launch(&self, job: Job, state: &state::State) -> std::result::Result<Waiter, (Job, Error)> {
+        use crate::start::{Boot, StartMethod};
+        let child_state = Box::new(state::State::child(self, state));
+        match (self.inner.method, job) {
+            (StartMethod::Fork, Job::Closure(target))
+            | (
+                StartMethod::Fork,
+                Job::Portable {
+                    closure: Some(target),
+                    ..
+                },
+            ) => {
+                let mut target = Some(target);
+                match child::fork(&mut target, child_state) {
+                    Ok(pid) => Ok(Waiter::new(pid)),
+                    Err(errno) => Err((
+                        Job::Closure(target.expect("handed back on failure")),
+                        Error::os("cannot fork a child")(errno),
+                    )),
+                }
+            }
+            (method, Job::Portable { closure, work, fds }) if method != StartMethod::Fork => {
+                let boot = Boot {
+                    name: child_state.name.clone(),
+                    daemon: child_state.daemon,
+                    identity: child_state.identity.clone(),
+                    parent: (state.name.clone(), state.pid),
+                    work,
+                };
+                let fds_copy: std::io::Result<Vec<std::os::fd::OwnedFd>> =
+                    fds.iter().map(|fd| fd.try_clone()).collect();
+                let launched = match fds_copy.map_err(Error::io("cannot pass descriptors")) {
+                    Err(error) => Err(error),
+                    Ok(copies) if method == StartMethod::Spawn => {
+                        crate::start::spawn_launch(&boot, copies).map(Waiter::new)
+                    }
+                    Ok(copies) => crate::start::forkserver_launch(&boot, copies)
+                        .map(|(pid, report)| Waiter::remote(pid, report)),
+                };
+                launched.map_err(|error| {
+                    (
+                        Job::Portable {
+                            closure,
+                            work: boot.work,
+                            fds,
+                        },
+                        error,
+                    )
+                })
+            }
+            (method, job) => Err((
+                job,
+                Error::NeedsFork {
+                    name: self.name(),
+                    method,
+                },
+            )),
+        }
     }
 
     /// Waits until the process ends and returns how it ended.
@@ -664,6 +827,27 @@ pub(crate) fn finish_children() {
 }
 
 /// The current process's name, for log records.
+/// This process's state: its identity, children and fork server.
+pub(crate) fn current_state() -> &'static state::State {
+    state::current()
+}
+
+pub(crate) use wait::pidfd_open;
+
+/// Becomes the child a process started afresh was asked to be, and runs `target`; `watch` is
+/// the pid whose end a daemonic child must not outlive. Never returns.
+pub(crate) fn become_started(
+    name: String,
+    daemon: bool,
+    identity: Vec<u64>,
+    parent: (String, u32),
+    watch: u32,
+    target: Target,
+) -> ! {
+    let state = Box::new(state::State::started(name, daemon, identity, parent));
+    child::bootstrap(target, state, watch)
+}
+
 pub(crate) fn current_name() -> &'static str {
     &state::current().name
 }

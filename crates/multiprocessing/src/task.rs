@@ -12,6 +12,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::Outcome;
 use crate::codec;
 use crate::error::Result;
 
@@ -217,6 +218,80 @@ fn run_each<A: DeserializeOwned, R: Serialize>(
 /// A function whose address every offset is measured from.
 #[inline(never)]
 fn anchor() {}
+
+/// A process's work as it travels to a child started afresh: a `fn(A) -> R` whose result
+/// decides the exit code, and its argument, encoded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Entry {
+    /// The offset of `enter::<A, R>`, which decodes the argument and calls the function.
+    enter: i64,
+    /// The offset of the user's function.
+    func: i64,
+    arg: Vec<u8>,
+}
+
+/// The signature every `enter::<A, R>` shares once its types are erased.
+type Enter = fn(usize, &[u8]) -> i32;
+
+impl Entry {
+    /// `func(arg)`, to be run in another copy of this executable.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`](crate::Error::Encode) when `arg` cannot be encoded.
+    pub(crate) fn new<A, R>(func: fn(A) -> R, arg: &A) -> Result<Entry>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Outcome,
+    {
+        Ok(Entry {
+            enter: offset(enter::<A, R> as *const () as usize),
+            func: offset(func as *const () as usize),
+            arg: codec::encode(arg)?,
+        })
+    }
+
+    /// Runs the function; returns the exit code its result stands for.
+    ///
+    /// # Safety
+    ///
+    /// As [`TaskRef::run`]: `self` was made by [`Entry::new`] in a process running this same
+    /// executable file.
+    pub(crate) unsafe fn run(self) -> i32 {
+        // SAFETY: the caller guarantees that `enter` is the offset of an `enter::<A, R>` in
+        // this very executable, whose type-erased signature is `Enter`.
+        let enter: Enter = unsafe { std::mem::transmute::<usize, Enter>(address(self.enter)) };
+        enter(address(self.func), &self.arg)
+    }
+}
+
+/// Decodes an `A`, calls the `fn(A) -> R` at `func` with it, and returns the exit code.
+fn enter<A: DeserializeOwned, R: Outcome>(func: usize, arg: &[u8]) -> i32 {
+    match codec::decode::<A>(arg) {
+        Ok(arg) => call_one::<A, R>(func, arg).exit_code(),
+        Err(error) => Err::<(), _>(error).exit_code(),
+    }
+}
+
+/// A plain `fn()` as it travels to a child started afresh, such as a pool's initializer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FnRef(i64);
+
+impl FnRef {
+    pub(crate) fn new(func: fn()) -> FnRef {
+        FnRef(offset(func as *const () as usize))
+    }
+
+    /// The function again.
+    ///
+    /// # Safety
+    ///
+    /// `self` was made by [`FnRef::new`] in a process running this same executable file.
+    pub(crate) unsafe fn get(self) -> fn() {
+        // SAFETY: per the contract, the offset names a `fn()` in this executable.
+        unsafe { std::mem::transmute::<usize, fn()>(address(self.0)) }
+    }
+}
 
 fn base() -> usize {
     anchor as *const () as usize

@@ -17,6 +17,8 @@ mod thread;
 mod wait;
 
 use crate::error::{Error, Result};
+use crate::pool;
+use crate::start::StartMethod;
 
 pub use future::Future;
 pub use map::Map;
@@ -24,12 +26,15 @@ pub use process::ProcessPoolExecutor;
 pub use thread::ThreadPoolExecutor;
 pub use wait::{AsCompleted, ReturnWhen, Waited, as_completed, wait};
 
-/// Options for an executor: Python's `max_workers` and `initializer`.
+/// Options for an executor: Python's `max_workers`, `initializer`, `mp_context` and
+/// `max_tasks_per_child`.
 #[derive(Clone, Copy, Debug, Default)]
 #[must_use]
 pub struct Builder {
     max_workers: Option<usize>,
     initializer: Option<fn()>,
+    method: Option<StartMethod>,
+    max_tasks_per_child: Option<usize>,
 }
 
 impl Builder {
@@ -47,14 +52,48 @@ impl Builder {
         self
     }
 
+    /// How a process executor's workers start: Python's `mp_context`. Without it, the
+    /// program's [`get_start_method`](crate::get_start_method), or `spawn` when
+    /// [`max_tasks_per_child`](Builder::max_tasks_per_child) is set, as in Python.
+    pub fn start_method(mut self, method: StartMethod) -> Builder {
+        self.method = Some(method);
+        self
+    }
+
+    /// How many calls a process executor's worker runs before a fresh one replaces it:
+    /// Python's `max_tasks_per_child`. A worker that has done its share is not a dead one: the
+    /// executor does not break.
+    pub fn max_tasks_per_child(mut self, tasks: usize) -> Builder {
+        self.max_tasks_per_child = Some(tasks);
+        self
+    }
+
     /// Starts a process executor.
     ///
     /// # Errors
     ///
-    /// [`Error::NoWorkers`] for 0 workers, [`Error::BrokenProcessPool`] when a worker's
-    /// initializer fails, [`Error::Os`].
+    /// [`Error::NoWorkers`] for 0 workers or 0 tasks per child,
+    /// [`Error::MaxTasksUnderFork`] for `max_tasks_per_child` with `fork` (Python refuses it
+    /// too), [`Error::BrokenProcessPool`] when a worker's initializer fails,
+    /// [`Error::NotInitialized`] for `spawn` or `forkserver` without [`init`](crate::init),
+    /// [`Error::Os`].
     pub fn processes(self) -> Result<ProcessPoolExecutor> {
-        ProcessPoolExecutor::start(self.workers()?, self.initializer)
+        let method = match (self.method, self.max_tasks_per_child) {
+            (Some(StartMethod::Fork), Some(_)) => return Err(Error::MaxTasksUnderFork),
+            (Some(method), _) => method,
+            (None, Some(_)) => StartMethod::Spawn,
+            (None, None) => crate::get_start_method(),
+        };
+        let mut options = pool::Builder::default()
+            .processes(self.workers()?)
+            .start_method(method);
+        if let Some(initializer) = self.initializer {
+            options = options.initializer(initializer);
+        }
+        if let Some(tasks) = self.max_tasks_per_child {
+            options = options.maxtasksperchild(tasks);
+        }
+        ProcessPoolExecutor::start(options)
     }
 
     /// Starts a thread executor.

@@ -92,11 +92,7 @@ impl ProcessPoolExecutor {
         Builder::default()
     }
 
-    pub(super) fn start(workers: usize, initializer: Option<fn()>) -> Result<ProcessPoolExecutor> {
-        let mut options = pool::Builder::default().processes(workers);
-        if let Some(initializer) = initializer {
-            options = options.initializer(initializer);
-        }
+    pub(super) fn start(options: pool::Builder) -> Result<ProcessPoolExecutor> {
         let pool = options
             .start(OnWorkerDeath::Break)
             .map_err(|error| match error {

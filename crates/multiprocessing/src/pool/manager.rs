@@ -19,6 +19,7 @@ use crate::completion::Completer;
 use crate::error::{Error, Result};
 use crate::pipe::{Connection, pipe};
 use crate::process::{Builder as ProcessBuilder, ExitStatus, Process};
+use crate::start::StartMethod;
 use crate::task::TaskRef;
 
 /// How long terminated workers get to end before they are killed.
@@ -41,6 +42,7 @@ pub(super) struct Options {
     pub(super) initializer: Option<fn()>,
     pub(super) maxtasksperchild: Option<usize>,
     pub(super) on_death: OnWorkerDeath,
+    pub(super) method: StartMethod,
 }
 
 /// Where a chunk's result goes. It is a [`Completer`] underneath, so a job dropped on any
@@ -501,11 +503,17 @@ impl Manager {
         inherited.push(self.wake_writer_fd);
         inherited.push(conn.as_fd().as_raw_fd());
         let initializer = self.options.initializer;
-        let process = ProcessBuilder::default()
-            .daemon(true)
-            .make(self.options.on_death.worker_name(), move || {
+        let method = self.options.method;
+        let builder = ProcessBuilder::default().daemon(true).start_method(method);
+        let name = self.options.on_death.worker_name(method);
+        let process = if method == StartMethod::Fork {
+            builder.make(name, move || {
                 worker_main(worker_end, &inherited, initializer)
-            });
+            })
+        } else {
+            // A worker started afresh inherits nothing but the socket it is given.
+            builder.pool_worker(name, initializer, worker_end.into())
+        };
         process.start()?;
         // Wait for the worker's first word: from then on it is running (its start-up log
         // record is written, its initializer has run), and a worker that cannot even start

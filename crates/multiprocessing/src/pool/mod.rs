@@ -34,6 +34,7 @@ use serde::de::DeserializeOwned;
 use crate::codec;
 use crate::completion::{Completion, Dispatcher, completion};
 use crate::error::{Error, Result};
+use crate::start::StartMethod;
 use crate::sync::lock;
 use crate::task::{Task, TaskRef};
 use crate::window::{EncodedChunk, Pending, SendChunk, Window};
@@ -43,6 +44,7 @@ use results::{Part, finish_all, finish_one};
 pub(crate) use manager::{Job, Reply};
 pub use results::{AsyncResult, Imap, ImapUnordered};
 pub(crate) use results::{ChunkResult, decode_results};
+pub(crate) use worker::spawned_worker;
 
 /// What the death of a worker does to its pool, which is what tells Python's two pools apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,11 +59,11 @@ pub(crate) enum OnWorkerDeath {
 }
 
 impl OnWorkerDeath {
-    /// The workers' names, before `-N`.
-    pub(super) fn worker_name(self) -> &'static str {
+    /// The workers' names, before `-N`, as Python names them for each start method.
+    pub(super) fn worker_name(self, method: StartMethod) -> &'static str {
         match self {
-            OnWorkerDeath::Replace => "ForkPoolWorker",
-            OnWorkerDeath::Break => "ForkProcess",
+            OnWorkerDeath::Replace => method.pool_worker(),
+            OnWorkerDeath::Break => method.executor_worker(),
         }
     }
 }
@@ -73,6 +75,7 @@ pub struct Builder {
     processes: Option<usize>,
     initializer: Option<fn()>,
     maxtasksperchild: Option<usize>,
+    method: Option<StartMethod>,
 }
 
 impl Builder {
@@ -85,6 +88,14 @@ impl Builder {
     /// A function each worker runs once, when it starts.
     pub fn initializer(mut self, initializer: fn()) -> Builder {
         self.initializer = Some(initializer);
+        self
+    }
+
+    /// How the workers start ([`get_start_method`](crate::get_start_method) by default):
+    /// under `spawn` and `forkserver` they are safe in a program with threads, and the program
+    /// must call [`init`](crate::init).
+    pub fn start_method(mut self, method: StartMethod) -> Builder {
+        self.method = Some(method);
         self
     }
 
@@ -116,6 +127,7 @@ impl Builder {
             initializer: self.initializer,
             maxtasksperchild: self.maxtasksperchild,
             on_death,
+            method: self.method.unwrap_or_else(crate::get_start_method),
         })?;
         Ok(Pool {
             broken: handle.broken,

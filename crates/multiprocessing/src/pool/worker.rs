@@ -10,7 +10,7 @@ use super::results::ChunkResult;
 use crate::error::{Error, Result};
 use crate::pipe::Connection;
 use crate::process::catch_task;
-use crate::task::TaskRef;
+use crate::task::{FnRef, TaskRef};
 
 /// The first byte of a frame to a worker: run a chunk (then the task's reference and the
 /// encoded arguments follow), or end.
@@ -37,6 +37,15 @@ const DONE: u8 = 0;
 const DECODE_FAILED: u8 = 1;
 const ENCODE_FAILED: u8 = 2;
 const PANICKED: u8 = 3;
+
+/// A worker started afresh, by `spawn` or `forkserver`: it has nothing of the pool's to
+/// close, and gets its initializer by reference. Returns its exit code.
+pub(crate) fn spawned_worker(conn: Connection, initializer: Option<FnRef>) -> i32 {
+    // SAFETY: the reference was made by `FnRef::new` in the pool's process, which runs this
+    // same executable.
+    let initializer = initializer.map(|initializer| unsafe { initializer.get() });
+    crate::Outcome::exit_code(worker_main(conn, &[], initializer))
+}
 
 /// A worker's life: run the initializer, then jobs, until told to stop or the pool is gone.
 pub(super) fn worker_main(

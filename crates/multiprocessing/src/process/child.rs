@@ -161,18 +161,18 @@ pub(super) fn fork(target: &mut Option<Target>, child_state: Box<State>) -> nix:
             drop(stderr);
             drop(stdout);
             let target = target.take().expect("the target is present until the fork");
-            bootstrap(target, child_state)
+            let parent = child_state.parent.as_ref().map_or(0, |(_, pid)| *pid);
+            bootstrap(target, child_state, parent)
         }
     }
 }
 
 /// The child's whole life: become the new process, run the target, wait for our own
-/// children, flush, and `_exit` without running the parent's exit handlers.
-fn bootstrap(target: Target, child_state: Box<State>) -> ! {
-    let daemon = child_state
-        .daemon
-        .then(|| child_state.parent.as_ref().map(|(_, pid)| *pid))
-        .flatten();
+/// children, flush, and `_exit` without running the parent's exit handlers. A daemonic child
+/// dies with the process `watch`, its parent (for a fork server's child, the server).
+pub(super) fn bootstrap(target: Target, child_state: Box<State>, watch: u32) -> ! {
+    install_panic_hook();
+    let daemon = child_state.daemon.then_some(watch);
     state::install(child_state);
     if let Some(parent) = daemon {
         die_with_parent(parent);

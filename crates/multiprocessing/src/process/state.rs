@@ -32,6 +32,8 @@ pub(crate) struct State {
     counter: AtomicU64,
     /// Started children not yet known to have ended (Python's `_children`).
     children: Mutex<Vec<Process>>,
+    /// This process's fork server, once started; a forked child starts its own.
+    pub(crate) forkserver: Mutex<Option<crate::start::Server>>,
 }
 
 static STATE: AtomicPtr<State> = AtomicPtr::new(std::ptr::null_mut());
@@ -52,6 +54,16 @@ impl State {
         )
     }
 
+    /// The state of a child started afresh, as its start-up message describes it.
+    pub(crate) fn started(
+        name: String,
+        daemon: bool,
+        identity: Vec<u64>,
+        parent: (String, u32),
+    ) -> State {
+        State::new(name, daemon, identity, Some(parent))
+    }
+
     fn new(name: String, daemon: bool, identity: Vec<u64>, parent: Option<(String, u32)>) -> State {
         State {
             name,
@@ -61,6 +73,7 @@ impl State {
             parent,
             counter: AtomicU64::new(0),
             children: Mutex::new(Vec::new()),
+            forkserver: Mutex::new(None),
         }
     }
 

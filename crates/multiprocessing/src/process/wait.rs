@@ -23,6 +23,9 @@ pub(super) struct Waiter {
     pid: Pid,
     /// Readable once the child has ended; `None` on kernels older than Linux 5.3.
     pidfd: Option<OwnedFd>,
+    /// For a child of the fork server, which reaps it: the pipe on which the server sends
+    /// its raw exit status, non-blocking. Readable once the status is there.
+    report: Option<OwnedFd>,
     /// How it ended, once reaped.
     status: Mutex<Option<ExitStatus>>,
 }
@@ -32,8 +35,27 @@ impl Waiter {
         Waiter {
             pid,
             pidfd: pidfd_open(pid),
+            report: None,
             status: Mutex::new(None),
         }
+    }
+
+    /// A child that the fork server reaps, reporting its status on `report`.
+    pub(super) fn remote(pid: Pid, report: OwnedFd) -> Waiter {
+        Waiter {
+            pid,
+            pidfd: None,
+            report: Some(report),
+            status: Mutex::new(None),
+        }
+    }
+
+    /// What becomes readable once the child has ended.
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.report
+            .as_ref()
+            .or(self.pidfd.as_ref())
+            .map(AsFd::as_fd)
     }
 
     pub(super) fn pid(&self) -> Pid {
@@ -48,7 +70,10 @@ impl Waiter {
     pub(super) fn poll(&self) -> Result<Option<ExitStatus>> {
         let mut status = self.status();
         if status.is_none() {
-            *status = reap(self.pid)?;
+            *status = match &self.report {
+                None => reap(self.pid)?,
+                Some(report) => read_report(report, self.pid)?,
+            };
         }
         Ok(*status)
     }
@@ -67,9 +92,9 @@ impl Waiter {
                     _ => return Ok(None),
                 },
             };
-            match &self.pidfd {
-                Some(pidfd) => {
-                    wait_readable(pidfd.as_fd(), deadline, "cannot wait for the process")?;
+            match self.readiness() {
+                Some(fd) => {
+                    wait_readable(fd, deadline, "cannot wait for the process")?;
                 }
                 None => {
                     let pause = backoff.next();
@@ -85,8 +110,8 @@ impl Waiter {
         if self.poll()?.is_some() {
             return Ok(Watch::Ready);
         }
-        Ok(match &self.pidfd {
-            Some(pidfd) => Watch::Readable(pidfd.as_fd()),
+        Ok(match self.readiness() {
+            Some(fd) => Watch::Readable(fd),
             None => Watch::LookAgain,
         })
     }
@@ -136,11 +161,29 @@ fn reap(pid: Pid) -> Result<Option<ExitStatus>> {
     }
 }
 
+/// The status the fork server sent for its child `pid`: `None` while none has come. A server
+/// that ended first (its program is ending) sent nothing; the child was then killed with it,
+/// if daemonic, and is reported as killed by `SIGKILL` once it is gone.
+fn read_report(report: &OwnedFd, pid: Pid) -> Result<Option<ExitStatus>> {
+    let mut raw = [0; 4];
+    match nix::unistd::read(report, &mut raw) {
+        Ok(4) => Ok(ExitStatus::from_raw(i32::from_le_bytes(raw))),
+        Ok(0) if nix::sys::signal::kill(pid, None) == Err(Errno::ESRCH) => {
+            Ok(Some(ExitStatus::Signaled(libc::SIGKILL)))
+        }
+        Ok(_) | Err(Errno::EAGAIN | Errno::EINTR) => Ok(None),
+        Err(errno) => Err(Error::Os {
+            context: "cannot read how the process ended",
+            errno,
+        }),
+    }
+}
+
 /// A pidfd for `pid`, or `None` where the kernel has none (before Linux 5.3). A raw system
 /// call, since neither nix nor the libc crate wraps it.
 ///
 /// See also: [`pidfd_open(2)`](https://man7.org/linux/man-pages/man2/pidfd_open.2.html).
-fn pidfd_open(pid: Pid) -> Option<OwnedFd> {
+pub(crate) fn pidfd_open(pid: Pid) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
     if fd < 0 {

@@ -1,0 +1,218 @@
+//! The `forkserver` start method: a single-threaded server, spawned once per program, that
+//! forks each child on request.
+//!
+//! The server has one thread and holds no lock, so its forks are safe whatever the program's
+//! own threads hold. A request is a child's start-up message with its descriptors, and one
+//! more: the writing end of a pipe on which the server reports, once it has reaped the child,
+//! how it ended. The server answers with the child's pid. It ends when the program does: it
+//! watches a pipe whose writing end only the program holds.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::unistd::{ForkResult, Pid};
+
+use super::{Boot, StartMethod, Work, check_initialized, message, spawn};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::sync::lock;
+
+/// The program's way to its fork server.
+pub(crate) struct Server {
+    requests: UnixStream,
+    /// The writing end of the pipe the server watches; it closes when this process ends.
+    _alive: OwnedFd,
+}
+
+/// Starts a child through this process's fork server, spawning the server first if need be.
+/// Returns the child's pid and the pipe on which its exit status will come.
+///
+/// # Errors
+///
+/// [`Error::NotInitialized`] without [`init`](super::init); [`Error::Os`] when the server
+/// cannot fork or cannot be started.
+pub(crate) fn launch(boot: &Boot, fds: Vec<OwnedFd>) -> Result<(Pid, OwnedFd)> {
+    check_initialized(StartMethod::Forkserver)?;
+    let message = codec::encode(boot)?;
+    let (report, report_writer) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .map_err(Error::os("cannot make a pipe for a new process"))?;
+    let state = crate::process::current_state();
+    let mut server = lock(&state.forkserver);
+    if server.is_none() {
+        *server = Some(start_server()?);
+    }
+    let requests = &server.as_ref().expect("started above").requests;
+    let mut raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    raw.push(report_writer.as_raw_fd());
+    let answer = message::send(requests, &message, &raw).and_then(|()| {
+        let mut pid = [0; 4];
+        (&*requests)
+            .read_exact(&mut pid)
+            .map_err(Error::io("the fork server did not answer"))?;
+        Ok(i32::from_le_bytes(pid))
+    });
+    match answer {
+        Ok(pid) if pid > 0 => Ok((Pid::from_raw(pid), report)),
+        Ok(errno) => Err(Error::Os {
+            context: "the fork server cannot fork",
+            errno: Errno::from_raw(-errno),
+        }),
+        Err(error) => {
+            // A server that failed once is not trusted again: the next launch starts another.
+            *server = None;
+            Err(error)
+        }
+    }
+}
+
+/// Spawns the fork server.
+fn start_server() -> Result<Server> {
+    let (requests, theirs) =
+        UnixStream::pair().map_err(Error::io("cannot make the fork server's socket"))?;
+    let (alive_reader, alive) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(Error::os("cannot make the fork server's pipe"))?;
+    let parent = crate::process::current_state();
+    let boot = Boot {
+        name: "ForkServer".into(),
+        daemon: false,
+        identity: Vec::new(),
+        parent: (parent.name.clone(), parent.pid),
+        work: Work::Forkserver,
+    };
+    spawn::launch(&boot, vec![OwnedFd::from(theirs), alive_reader])?;
+    log::debug!("started the fork server");
+    Ok(Server {
+        requests,
+        _alive: alive,
+    })
+}
+
+/// A child of the server, until it is reaped.
+struct Child {
+    pid: Pid,
+    /// Readable once the child has ended; `None` on kernels without pidfds.
+    pidfd: Option<OwnedFd>,
+    /// Where its exit status goes.
+    report: OwnedFd,
+}
+
+/// The server's life: fork on request, report each child's end, and stop when the program
+/// is gone. Never returns.
+pub(super) fn serve(fds: Vec<OwnedFd>) -> ! {
+    let mut fds = fds.into_iter();
+    let (Some(requests), Some(alive)) = (fds.next(), fds.next()) else {
+        std::process::exit(1)
+    };
+    let requests = UnixStream::from(requests);
+    let mut children: Vec<Child> = Vec::new();
+    loop {
+        let polling_without_pidfd = children.iter().any(|child| child.pidfd.is_none());
+        let (requests_ready, alive_ready, ended) = {
+            let mut polled = vec![
+                PollFd::new(requests.as_fd(), PollFlags::POLLIN),
+                PollFd::new(alive.as_fd(), PollFlags::POLLIN),
+            ];
+            polled.extend(
+                children
+                    .iter()
+                    .filter_map(|child| child.pidfd.as_ref())
+                    .map(|pidfd| PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)),
+            );
+            let timeout = if polling_without_pidfd {
+                PollTimeout::from(50_u8)
+            } else {
+                PollTimeout::NONE
+            };
+            match nix::poll::poll(&mut polled, timeout) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(_) => std::process::exit(1),
+            }
+            let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|events| !events.is_empty());
+            (
+                ready(&polled[0]),
+                ready(&polled[1]),
+                polled[2..].iter().any(ready),
+            )
+        };
+        if alive_ready {
+            // The program has ended: so does the server. Daemonic children die with it.
+            std::process::exit(0);
+        }
+        if ended || polling_without_pidfd {
+            children.retain(|child| !reaped(child));
+        }
+        if requests_ready {
+            match message::receive(&requests) {
+                Ok((bytes, fds)) => {
+                    if let Some(child) = fork_child(&requests, &alive, &mut children, &bytes, fds) {
+                        children.push(child);
+                    }
+                }
+                Err(_) => std::process::exit(0),
+            }
+        }
+    }
+}
+
+/// Reports the child's status if it has ended; whether it has.
+fn reaped(child: &Child) -> bool {
+    let mut raw = 0;
+    // SAFETY: waitpid writes one int through a valid pointer. (libc rather than nix, for the
+    // reason given at `process::wait::reap`: a real-time signal's number must survive.)
+    let reaped = unsafe { libc::waitpid(child.pid.as_raw(), &mut raw, libc::WNOHANG) };
+    if reaped <= 0 {
+        return reaped < 0 && Errno::last() == Errno::ECHILD;
+    }
+    if libc::WIFEXITED(raw) || libc::WIFSIGNALED(raw) {
+        let _ = nix::unistd::write(&child.report, &raw.to_le_bytes());
+        return true;
+    }
+    false
+}
+
+/// Forks the child a request asks for and answers with its pid (or minus the errno).
+fn fork_child(
+    requests: &UnixStream,
+    alive: &OwnedFd,
+    children: &mut Vec<Child>,
+    bytes: &[u8],
+    mut fds: Vec<OwnedFd>,
+) -> Option<Child> {
+    let report = fds.pop()?;
+    let boot: Boot = codec::decode(bytes).ok()?;
+    let server = std::process::id();
+    // SAFETY: the server has one thread and holds no lock, so the child may do anything. It
+    // closes the server's descriptors and becomes the child; it never returns here.
+    match unsafe { nix::unistd::fork() } {
+        Ok(ForkResult::Child) => {
+            // The server's descriptors are not the child's: close them.
+            // SAFETY: these are this process's copies of the server's descriptors, which
+            // nothing in the child uses; closing them leaves the server's own open.
+            unsafe {
+                libc::close(requests.as_raw_fd());
+                libc::close(alive.as_raw_fd());
+            }
+            for child in children.drain(..) {
+                drop(child);
+            }
+            drop(report);
+            spawn::become_boot(boot, fds, server)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            let _ = (&*requests).write_all(&child.as_raw().to_le_bytes());
+            Some(Child {
+                pid: child,
+                pidfd: crate::process::pidfd_open(child),
+                report,
+            })
+        }
+        Err(errno) => {
+            let _ = (&*requests).write_all(&(-(errno as i32)).to_le_bytes());
+            None
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The start methods as a user sees them: a process, a pool and an executor under `fork`,
+//! `spawn` and `forkserver`, the names of their workers, and what each refuses.
+
+mod common;
+
+multiprocessing::enable_test_support!();
+
+use common::PATIENCE;
+
+use std::sync::Mutex;
+
+use multiprocessing::futures::ProcessPoolExecutor;
+use multiprocessing::{Error, ExitStatus, Process, StartMethod, current_process, get_context};
+
+fn exit_with(code: i32) -> Result<(), String> {
+    if code == 0 {
+        Ok(())
+    } else {
+        multiprocessing::exit(code)
+    }
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn name(_: ()) -> String {
+    current_process().name().to_owned()
+}
+
+fn pid(_: u64) -> u32 {
+    std::process::id()
+}
+
+#[test]
+fn a_task_process_runs_under_every_method() {
+    for method in StartMethod::ALL {
+        let ok = get_context(method).process(exit_with, 0).unwrap();
+        ok.start().unwrap();
+        assert_eq!(common::finish(&ok), ExitStatus::Exited(0), "{method}");
+        let failing = get_context(method).process(exit_with, 3).unwrap();
+        failing.start().unwrap();
+        assert_eq!(common::finish(&failing), ExitStatus::Exited(3), "{method}");
+    }
+}
+
+#[test]
+fn pools_and_executors_run_under_every_method_with_pythons_worker_names() {
+    let names = [
+        (StartMethod::Fork, "ForkPoolWorker-", "ForkProcess-"),
+        (StartMethod::Spawn, "SpawnPoolWorker-", "SpawnProcess-"),
+        (
+            StartMethod::Forkserver,
+            "ForkServerPoolWorker-",
+            "ForkServerProcess-",
+        ),
+    ];
+    for (method, pool_name, executor_name) in names {
+        let ctx = get_context(method);
+        let pool = ctx.pool(2).unwrap();
+        let result = pool.map_async(square, 0..100).unwrap();
+        assert_eq!(
+            result.get_timeout(PATIENCE).unwrap(),
+            (0..100).map(square).collect::<Vec<_>>(),
+            "{method}"
+        );
+        let worker = pool
+            .apply_async(name, ())
+            .unwrap()
+            .get_timeout(PATIENCE)
+            .unwrap();
+        assert!(worker.starts_with(pool_name), "{method}: {worker}");
+        let executor = ctx.executor_builder().max_workers(1).processes().unwrap();
+        let worker = executor.submit(name, ()).unwrap();
+        let worker = worker.result_timeout(PATIENCE).unwrap();
+        assert!(worker.starts_with(executor_name), "{method}: {worker}");
+    }
+}
+
+#[test]
+fn a_closure_needs_fork() {
+    for method in [StartMethod::Spawn, StartMethod::Forkserver] {
+        let p = Process::builder().start_method(method).target(|| ());
+        assert!(
+            matches!(p.start(), Err(Error::NeedsFork { .. })),
+            "{method}"
+        );
+    }
+    assert!(matches!(
+        "thread".parse::<StartMethod>(),
+        Err(Error::UnknownStartMethod { .. })
+    ));
+}
+
+#[test]
+fn max_tasks_per_child_replaces_workers_and_is_refused_under_fork() {
+    let executor = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .max_tasks_per_child(1)
+        .processes()
+        .unwrap();
+    let pids: std::collections::HashSet<u32> = (0..3)
+        .map(|i| {
+            *executor
+                .submit(pid, i)
+                .unwrap()
+                .result_timeout(PATIENCE)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(pids.len(), 3, "each call in a fresh worker");
+    let refused = ProcessPoolExecutor::builder()
+        .max_tasks_per_child(1)
+        .start_method(StartMethod::Fork)
+        .processes();
+    assert!(matches!(refused, Err(Error::MaxTasksUnderFork)));
+}
+
+/// Held by a thread of the test's process while a pool starts.
+static HELD: Mutex<()> = Mutex::new(());
+
+fn take_the_lock(_: ()) -> bool {
+    drop(HELD.lock().unwrap());
+    true
+}
+
+#[test]
+fn a_lock_held_by_another_thread_does_not_follow_spawned_or_served_workers() {
+    let (locked, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let _guard = HELD.lock().unwrap();
+            locked.wait();
+            release.wait();
+        });
+        locked.wait();
+        for method in [StartMethod::Spawn, StartMethod::Forkserver] {
+            let pool = get_context(method).pool(1).unwrap();
+            let taken = pool.apply_async(take_the_lock, ()).unwrap();
+            assert!(taken.get_timeout(PATIENCE).unwrap(), "{method}");
+        }
+        release.wait();
+    });
+}
