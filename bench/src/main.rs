@@ -12,6 +12,12 @@ const USAGE: &str = "usage: bench [--compare] [--smoke]
   --smoke    tiny counts that only prove every figure runs; the values mean nothing";
 
 fn main() -> ExitCode {
+    // A child started by `spawn` or `forkserver` runs this `main` again: here it does its
+    // work and ends, before the command line is read.
+    if let Err(error) = multiprocessing::init() {
+        eprintln!("bench: {error}");
+        return ExitCode::FAILURE;
+    }
     let mut compare = false;
     let mut smoke = false;
     for arg in std::env::args().skip(1) {
