@@ -1,13 +1,15 @@
-//! The floor the operating system sets: bare `fork` + `waitpid`, and a bare pipe, with nothing
-//! of the runtime in between. The runtime's figures are set against these, measured in the
-//! same run.
+//! The floor the operating system sets: bare `fork` + `waitpid`, bare `posix_spawn` +
+//! `waitpid`, and a bare pipe, with nothing of the runtime in between. The runtime's figures
+//! are set against these, measured in the same run.
 
+use std::ffi::CStr;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
+use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, posix_spawn};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe};
 
@@ -57,6 +59,40 @@ pub fn fork_wait() -> Result<Duration> {
     Ok(start.elapsed())
 }
 // ANCHOR_END: fork_wait
+
+/// How many threads this process has, from `/proc/self/status`. [`fork_wait`] is the floor of
+/// a start by the fork server, which has one thread, where this says one too.
+///
+/// # Errors
+///
+/// When `/proc/self/status` cannot be read or has no `Threads:` line.
+pub fn threads() -> Result<usize> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let count = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .ok_or("/proc/self/status has no Threads: line")?;
+    Ok(count.trim().parse()?)
+}
+
+/// The trivial program [`spawn_wait`] starts.
+const TRUE: &CStr = c"/bin/true";
+
+/// One `posix_spawn` of `/bin/true`, with an empty environment, and the parent's `waitpid`
+/// for it.
+///
+/// # Errors
+///
+/// When `posix_spawn` or `waitpid` fails, or `/bin/true` does not exit with code 0.
+// ANCHOR: spawn_wait
+pub fn spawn_wait() -> Result<Duration> {
+    let (actions, attributes) = (PosixSpawnFileActions::init()?, PosixSpawnAttr::init()?);
+    let start = Instant::now();
+    let child = posix_spawn(TRUE, &actions, &attributes, &[TRUE], &[] as &[&CStr])?;
+    reap(child)?;
+    Ok(start.elapsed())
+}
+// ANCHOR_END: spawn_wait
 
 /// A bare child that echoes what it reads from one pipe into another, for timing round trips.
 pub struct Echo {
