@@ -1,10 +1,13 @@
 """The CPython baseline of the `bench` package: the same figures, measured the same way, with
-CPython's `multiprocessing` and `concurrent.futures` (start method `fork`, as the runtime's)
-and the standard library only.
+CPython's `multiprocessing` and `concurrent.futures` (start method `fork`, the runtime's
+default, except where a figure names `spawn` or `forkserver`) and the standard library only.
 
 Prints one `name: value unit` line per figure, the names of `bench/src/catalogue.rs`, and `#`
 comment lines. `cargo run --release -p bench -- --compare` runs it after the Rust figures and
 prints a table of both; run alone: `python3 bench/baseline.py [--smoke]`.
+
+Children started by `spawn` and `forkserver` import this script again, as `__mp_main__`: only
+definitions run at the top level, and the work stays under the `__main__` guard at the end.
 """
 
 import concurrent.futures
@@ -16,14 +19,19 @@ import sys
 import time
 
 CTX = multiprocessing.get_context("fork")
+SPAWN = multiprocessing.get_context("spawn")
+FORKSERVER = multiprocessing.get_context("forkserver")
 
-# The counts of `Scale::FULL` and `Scale::SMOKE` in bench/src/lib.rs.
+# The counts of `Scale::FULL` and `Scale::SMOKE` in bench/src/lib.rs, and two of this script's
+# own: a start by spawn takes CPython tens of milliseconds, so the starts by spawn and
+# forkserver take fewer samples here than the runtime's, which share `warmup` and `samples`.
 FULL = dict(warmup=100, samples=1000, runs=5, ints=100_000, messages=100,
             message_bytes=1 << 20, map_inputs=100_000, chunk1_inputs=10_000,
-            fib_calls=8, fib_time=0.030, lock_pairs=2_000_000, contended_pairs=1_000_000)
+            fib_calls=8, fib_time=0.030, lock_pairs=2_000_000, contended_pairs=1_000_000,
+            start_warmup=5, start_samples=100)
 SMOKE = dict(warmup=1, samples=5, runs=1, ints=100, messages=4, message_bytes=64 << 10,
              map_inputs=1000, chunk1_inputs=100, fib_calls=8, fib_time=0.001,
-             lock_pairs=1000, contended_pairs=1000)
+             lock_pairs=1000, contended_pairs=1000, start_warmup=1, start_samples=1)
 
 UNITS = {"ms": "{:.1f}", "µs": "{:.1f}", "x": "{:.2f}", "": "{:.2f}"}
 
@@ -73,7 +81,7 @@ def succeeded(process):
         raise RuntimeError(f"a child process ended with exit code {process.exitcode}")
 
 
-# --- The floor (bench/src/floor.rs), through os.fork and os.pipe ------------------------------
+# --- The floor (bench/src/floor.rs), through os.fork, os.posix_spawn and os.pipe --------------
 
 def fork_wait():
     start = time.perf_counter()
@@ -82,6 +90,16 @@ def fork_wait():
         os._exit(0)
     os.waitpid(pid, 0)
     return time.perf_counter() - start
+
+
+def spawn_wait():
+    start = time.perf_counter()
+    pid = os.posix_spawn("/bin/true", ["/bin/true"], {})
+    _, status = os.waitpid(pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"/bin/true ended with status {status}")
+    return elapsed
 
 
 class Echo:
@@ -162,8 +180,8 @@ def empty():
     pass
 
 
-def start_join():
-    p = CTX.Process(target=empty)
+def start_join(ctx=CTX):
+    p = ctx.Process(target=empty)
     elapsed, _ = timed(lambda: (p.start(), p.join()))
     succeeded(p)
     return elapsed
@@ -254,6 +272,21 @@ def forks(s):
     raw, process = alternate(s["warmup"], s["samples"], fork_wait, start_join)
     record("raw_fork_wait_median", median_micros(raw), "µs")
     record("process_fork_start_join_median", median_micros(process), "µs")
+
+
+def fresh_starts(s):
+    """The starts by spawn and forkserver, with the counts of their own (see FULL), in turns
+    with the bare posix_spawn. The Rust side samples forkserver with `forks`; the table sets it
+    against the Rust floors only, so here it needs no fork of its own beside it."""
+    raw, spawn, forkserver = alternate(
+        s["start_warmup"], s["start_samples"],
+        spawn_wait,
+        lambda: start_join(SPAWN),
+        lambda: start_join(FORKSERVER),
+    )
+    record("raw_posix_spawn_wait_median", median_micros(raw), "µs")
+    record("process_spawn_start_join_median", median_micros(spawn), "µs")
+    record("process_forkserver_start_join_median", median_micros(forkserver), "µs")
 
 
 def pools(s):
@@ -349,7 +382,7 @@ def main():
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"# CPython {platform.python_version()}", flush=True)
     print(f"# load average {load} at the start", flush=True)
-    for group in (forks, pools, big_messages, small_messages, cpu_speedups, locks):
+    for group in (forks, fresh_starts, pools, big_messages, small_messages, cpu_speedups, locks):
         group(scale)
 
 

@@ -80,8 +80,11 @@ impl Spec {
     }
 }
 
-/// The bare `fork` + `waitpid` floor.
+/// The bare `fork` + `waitpid` floor, forked from this process while it has one thread: the
+/// floor of `fork`, and of `forkserver`, whose single-threaded server forks each child.
 pub const RAW_FORK: &str = "raw_fork_wait_median";
+/// The bare `posix_spawn` + `waitpid` floor, of `/bin/true`: the floor of `spawn`.
+pub const RAW_SPAWN: &str = "raw_posix_spawn_wait_median";
 /// The bare pipe round-trip floor, both ends held to one CPU.
 pub const RAW_ROUNDTRIP: &str = "raw_pipe_roundtrip_median";
 /// The bare pipe bandwidth floor.
@@ -92,11 +95,18 @@ pub const LOAD: &str = "load_average_1min";
 /// Every figure, in the order of the issue and of the table.
 pub const FIGURES: &[Spec] = &[
     spec(RAW_FORK, "µs", Better::Lower),
+    spec(RAW_SPAWN, "µs", Better::Lower),
     spec(RAW_ROUNDTRIP, "µs", Better::Lower),
     spec(RAW_BANDWIDTH, "MiB/s", Better::Higher),
     spec("process_fork_start_join_median", "µs", Better::Lower)
         .floor(RAW_FORK)
         .targets(&[Target::WithinFloor(1.5), Target::TimesPython(10.0)]),
+    spec("process_spawn_start_join_median", "µs", Better::Lower)
+        .floor(RAW_SPAWN)
+        .targets(&[Target::TimesPython(10.0)]),
+    spec("process_forkserver_start_join_median", "µs", Better::Lower)
+        .floor(RAW_FORK)
+        .targets(&[Target::TimesPython(10.0)]),
     spec("queue_ints_throughput", "msgs/s", Better::Higher)
         .targets(&[Target::AtLeast(1e6), Target::TimesPython(20.0)]),
     spec("queue_1mib_throughput", "MiB/s", Better::Higher)

@@ -165,6 +165,7 @@ pub fn against_floor(spec: &Spec, rust: &Figures) -> Option<f64> {
 fn describe_floor(better: Better, floor: &str, share: f64) -> String {
     let what = match floor {
         catalogue::RAW_FORK => "bare fork + waitpid",
+        catalogue::RAW_SPAWN => "bare posix_spawn + waitpid",
         catalogue::RAW_ROUNDTRIP => "bare pipe round trip",
         _ => "bare pipe bandwidth",
     };

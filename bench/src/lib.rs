@@ -1,6 +1,6 @@
 //! Benchmarks the runtime side by side with the floor the operating system sets (a bare
-//! `fork` + `waitpid`, a bare pipe) and, with `--compare`, with CPython's `multiprocessing`
-//! doing the same work (`bench/baseline.py`).
+//! `fork` + `waitpid`, a bare `posix_spawn` + `waitpid`, a bare pipe) and, with `--compare`,
+//! with CPython's `multiprocessing` doing the same work (`bench/baseline.py`).
 //!
 //! Book: "Performance". Run: `cargo run --release -p bench -- --compare`.
 //!
@@ -22,10 +22,10 @@ pub mod queue;
 
 use std::time::Duration;
 
-use multiprocessing::Pool;
 use multiprocessing::futures::{ProcessPoolExecutor, ThreadPoolExecutor};
+use multiprocessing::{Pool, StartMethod};
 
-use catalogue::{LOAD, RAW_BANDWIDTH, RAW_FORK, RAW_ROUNDTRIP};
+use catalogue::{LOAD, RAW_BANDWIDTH, RAW_FORK, RAW_ROUNDTRIP, RAW_SPAWN};
 use measure::{Figures, alternate, load_average, median_micros, median_millis, median_rate};
 
 /// What can go wrong: the runtime's errors, the system's, and the benchmark's own messages.
@@ -106,6 +106,7 @@ pub fn run(scale: &Scale) -> Result<Figures> {
         "load average {one:.2} {five:.2} {fifteen:.2} at the start"
     ));
     forks(scale, &mut figures)?;
+    spawns(scale, &mut figures)?;
     pools(scale, &mut figures)?;
     big_messages(scale, &mut figures)?;
     small_messages(scale, &mut figures)?;
@@ -114,15 +115,47 @@ pub fn run(scale: &Scale) -> Result<Figures> {
     Ok(figures)
 }
 
-/// A bare fork + waitpid and a `Process` start + join, in turns.
+/// A bare fork + waitpid and a `Process` start + join by `fork` and by `forkserver`, in turns.
+/// The fork server is spawned in the warm-up; it has one thread, and so has this process when
+/// it forks the floor, which a note says.
 fn forks(scale: &Scale, figures: &mut Figures) -> Result<()> {
-    let [raw, process] = alternate(
+    let [raw, fork, forkserver] = alternate(
         scale.warmup,
         scale.samples,
-        [&mut floor::fork_wait, &mut process::start_join],
+        [
+            &mut floor::fork_wait,
+            &mut || process::start_join(StartMethod::Fork),
+            &mut || process::start_join(StartMethod::Forkserver),
+        ],
     )?;
+    let threads = match floor::threads()? {
+        1 => "1 thread".to_owned(),
+        n => format!("{n} threads"),
+    };
+    figures.note(format!(
+        "bare fork + waitpid forked from a process of {threads} (the fork server has 1)"
+    ));
     figures.record(RAW_FORK, median_micros(&raw, 1));
-    figures.record("process_fork_start_join_median", median_micros(&process, 1));
+    figures.record("process_fork_start_join_median", median_micros(&fork, 1));
+    figures.record(
+        "process_forkserver_start_join_median",
+        median_micros(&forkserver, 1),
+    );
+    Ok(())
+}
+
+/// A bare posix_spawn + waitpid of `/bin/true` and a `Process` start + join by `spawn`, in
+/// turns.
+fn spawns(scale: &Scale, figures: &mut Figures) -> Result<()> {
+    let [raw, spawn] = alternate(
+        scale.warmup,
+        scale.samples,
+        [&mut floor::spawn_wait, &mut || {
+            process::start_join(StartMethod::Spawn)
+        }],
+    )?;
+    figures.record(RAW_SPAWN, median_micros(&raw, 1));
+    figures.record("process_spawn_start_join_median", median_micros(&spawn, 1));
     Ok(())
 }
 
