@@ -62,6 +62,8 @@ lessons! {
     spawn_args: AnyOrder;
     spawn_pid: AnyOrder;
     spawn_list_append: Exact;
+    lesson_start_methods: Exact;
+    fork_threads: Exact;
     lesson_names: AnyOrder;
     lesson_daemon: Exact;
     daemon_join: Exact;
