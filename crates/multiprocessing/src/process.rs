@@ -391,6 +391,7 @@ impl Process {
     /// Starts the child by this process's method; on failure, hands the job back.
     fn launch(&self, job: Job, state: &state::State) -> std::result::Result<Waiter, (Job, Error)> {
         use crate::start::{Boot, StartMethod};
+        child::install_exit_handler();
         let child_state = Box::new(state::State::child(self, state));
         match (self.inner.method, job) {
             (StartMethod::Fork, Job::Closure(target))
@@ -824,9 +825,12 @@ pub(crate) fn finish_children() {
             let _ = child.join();
         }
     }
+    let server = lock(&state::current().forkserver).take();
+    if let Some(server) = server {
+        server.stop();
+    }
 }
 
-/// The current process's name, for log records.
 /// This process's state: its identity, children and fork server.
 pub(crate) fn current_state() -> &'static state::State {
     state::current()
@@ -848,6 +852,7 @@ pub(crate) fn become_started(
     child::bootstrap(target, state, watch)
 }
 
+/// The current process's name, for log records.
 pub(crate) fn current_name() -> &'static str {
     &state::current().name
 }

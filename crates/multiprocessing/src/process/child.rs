@@ -274,7 +274,7 @@ fn payload_text(payload: &(dyn Any + Send)) -> &str {
 }
 
 /// Registers, once, the handler that runs when this program exits normally.
-fn install_exit_handler() {
+pub(super) fn install_exit_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // SAFETY: `at_exit` is a plain `extern "C"` function that never unwinds.

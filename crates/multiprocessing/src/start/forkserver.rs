@@ -10,6 +10,7 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -21,11 +22,43 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::sync::lock;
 
+/// How long the fork server gets to end once told to, before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
 /// The program's way to its fork server.
 pub(crate) struct Server {
     requests: UnixStream,
     /// The writing end of the pipe the server watches; it closes when this process ends.
-    _alive: OwnedFd,
+    alive: OwnedFd,
+    pid: Pid,
+}
+
+impl Server {
+    /// Tells the server to end (it sees its pipe close), waits for it a moment, kills it if
+    /// it is still there (a forked child of this program may hold the pipe open), and reaps it.
+    pub(crate) fn stop(self) {
+        let Server {
+            requests,
+            alive,
+            pid,
+        } = self;
+        drop((requests, alive));
+        let deadline = Instant::now() + STOP_GRACE;
+        loop {
+            match nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                Ok(nix::sys::wait::WaitStatus::StillAlive) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::wait::waitpid(pid, None);
+                    return;
+                }
+                Err(Errno::EINTR) => {}
+                _ => return,
+            }
+        }
+    }
 }
 
 /// Starts a child through this process's fork server, spawning the server first if need be.
@@ -63,7 +96,9 @@ pub(crate) fn launch(boot: &Boot, fds: Vec<OwnedFd>) -> Result<(Pid, OwnedFd)> {
         }),
         Err(error) => {
             // A server that failed once is not trusted again: the next launch starts another.
-            *server = None;
+            if let Some(failed) = server.take() {
+                failed.stop();
+            }
             Err(error)
         }
     }
@@ -83,11 +118,12 @@ fn start_server() -> Result<Server> {
         parent: (parent.name.clone(), parent.pid),
         work: Work::Forkserver,
     };
-    spawn::launch(&boot, vec![OwnedFd::from(theirs), alive_reader])?;
-    log::debug!("started the fork server");
+    let pid = spawn::launch(&boot, vec![OwnedFd::from(theirs), alive_reader])?;
+    log::debug!("started the fork server with pid {pid}");
     Ok(Server {
         requests,
-        _alive: alive,
+        alive,
+        pid,
     })
 }
 
