@@ -596,7 +596,7 @@ impl AsRef<Core> for Core {
 /// a mutex that the process has unmapped is out of its reach, and stays locked forever. A thread
 /// can hold a lock without a handle, through a guard given up with `std::mem::forget`, so the
 /// last handle leaves a held lock mapped (by this process or another: nothing tells which),
-/// which costs a page until the process ends.
+/// which costs a page until the process ends (but not a descriptor).
 pub(crate) struct Mapping<T: AsRef<Core>> {
     shared: ManuallyDrop<Shared<T>>,
 }
@@ -624,10 +624,11 @@ impl<T: AsRef<Core>> Deref for Mapping<T> {
 
 impl<T: AsRef<Core>> Drop for Mapping<T> {
     fn drop(&mut self) {
-        if (**self.shared).as_ref().locked() {
-            return;
+        // SAFETY: taken once, here, and never used again.
+        let shared = unsafe { ManuallyDrop::take(&mut self.shared) };
+        if (*shared).as_ref().locked() {
+            // Its descriptor goes; the mapping stays.
+            shared.leak();
         }
-        // SAFETY: dropped once, here, and never used again.
-        unsafe { ManuallyDrop::drop(&mut self.shared) }
     }
 }
