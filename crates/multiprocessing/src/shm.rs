@@ -14,13 +14,14 @@
 
 use std::mem::ManuallyDrop;
 use std::num::NonZeroUsize;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 
 use crate::error::{Error, Result};
+use crate::start::descriptors::{self, Passed, Refused};
 
 /// A `T` in shared memory, for this process, the children it forks from now on, and the
 /// children started afresh that are sent its descriptor.
@@ -97,9 +98,32 @@ impl<T> Shared<T> {
         Ok(Shared { ptr, file })
     }
 
-    /// The memory file, for a child started afresh to map.
-    pub(crate) fn file(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
+    /// Puts a copy of the memory file in the table of the task argument being encoded, for a
+    /// child started afresh; `what` names the object it belongs to, for errors.
+    ///
+    /// # Errors
+    ///
+    /// As [`descriptors::pass`].
+    pub(crate) fn pass(&self, what: &'static str) -> std::result::Result<Passed, Refused> {
+        descriptors::pass(what, std::any::type_name::<T>(), self.file.as_fd())
+    }
+
+    /// Maps the memory of a `T` that a parent passed with [`pass`](Shared::pass), taken from
+    /// the table of the task argument being decoded.
+    ///
+    /// # Errors
+    ///
+    /// As [`descriptors::take`], and [`Refused::Failed`] when the memory cannot be mapped.
+    pub(crate) fn receive(
+        what: &'static str,
+        passed: Passed,
+    ) -> std::result::Result<Shared<T>, Refused> {
+        let file = descriptors::take(what, std::any::type_name::<T>(), passed)?;
+        // SAFETY: a table to take from exists only while a child started afresh decodes its
+        // argument, and holds the descriptors its parent, running this same executable, sent
+        // with it. Those taken under the name of `T` were put there by `Shared::<T>::pass`:
+        // each is the memory file of a `Shared<T>`.
+        Ok(unsafe { Shared::from_file(file) }?)
     }
 
     /// Closes the descriptor but leaves the value mapped for the rest of this process's life.

@@ -17,6 +17,7 @@
 //!
 //! [`Task`]: crate::task::Task
 
+pub(crate) mod descriptors;
 mod forkserver;
 mod message;
 mod spawn;
