@@ -224,8 +224,7 @@ fn anchor() {}
 
 /// A process's work as it travels to a child started afresh: a `fn(A) -> R` whose result
 /// decides the exit code, and its argument, encoded. The queues, pipes, locks and values in
-/// the argument travel beside it, as descriptors (see
-/// [`descriptors`](crate::start::descriptors)).
+/// the argument travel beside it, as descriptors (see [`descriptors`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Entry {
     /// The offset of `enter::<A, R>`, which decodes the argument and calls the function.

@@ -7,7 +7,9 @@
 //!   ever release.
 //! - **spawn** starts a fresh copy of the executable (`posix_spawn` of `/proc/self/exe`). The
 //!   child inherits only what it is given: a `fn` item and its argument (a [`Task`]), and the
-//!   descriptors passed to it. It is slower, and safe whatever the parent's threads hold.
+//!   descriptors passed to it, among them those of the queues, pipe ends, locks and values in
+//!   the argument ([`descriptors`]). It is slower, and safe whatever the parent's threads
+//!   hold.
 //! - **forkserver** spawns, once, a small single-threaded server, which forks every later
 //!   child on request: as safe as spawn, and nearly as fast as fork.
 //!
