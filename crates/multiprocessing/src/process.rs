@@ -195,7 +195,7 @@ impl Builder {
         Ok(self.make_job(
             "Process",
             Job::Portable {
-                work: crate::start::Work::Process(entry),
+                work: crate::start::Work::Process(Box::new(entry)),
                 fds,
             },
         ))

@@ -120,9 +120,10 @@ impl<T> Shared<T> {
     ) -> std::result::Result<Shared<T>, Refused> {
         let file = descriptors::take(what, std::any::type_name::<T>(), passed)?;
         // SAFETY: a table to take from exists only while a child started afresh decodes its
-        // argument, and holds the descriptors its parent, running this same executable, sent
-        // with it. Those taken under the name of `T` were put there by `Shared::<T>::pass`:
-        // each is the memory file of a `Shared<T>`.
+        // argument. It holds the descriptors its parent, running this same executable, sent
+        // with it, each with the kind the parent's table gave it (not the argument's bytes).
+        // The kind named after `T` is given only here, in `Shared::<T>::pass`, to the memory
+        // file of a `Shared<T>`.
         Ok(unsafe { Shared::from_file(file) }?)
     }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::Outcome;
 use crate::codec;
 use crate::error::Result;
-use crate::start::descriptors;
+use crate::start::descriptors::{self, Kinded};
 
 /// A plain function from `A` to `R` that can run in another process.
 ///
@@ -232,10 +232,12 @@ pub(crate) struct Entry {
     /// The offset of the user's function.
     func: i64,
     arg: Vec<u8>,
+    /// The kind of each descriptor that goes with the entry, in order.
+    kinds: Vec<String>,
 }
 
 /// The signature every `enter::<A, R>` shares once its types are erased.
-type Enter = fn(usize, &[u8], Vec<OwnedFd>) -> i32;
+type Enter = fn(usize, &[u8], Vec<Kinded<String>>) -> i32;
 
 impl Entry {
     /// `func(arg)`, to be run in another copy of this executable, and the descriptors that
@@ -250,11 +252,16 @@ impl Entry {
         A: Serialize + DeserializeOwned,
         R: Outcome,
     {
-        let (arg, fds) = descriptors::collecting(|| codec::encode(arg));
+        let (arg, passed) = descriptors::collecting(|| codec::encode(arg));
+        let (fds, kinds) = passed
+            .into_iter()
+            .map(|(fd, kind)| (fd, kind.to_owned()))
+            .unzip();
         let entry = Entry {
             enter: offset(enter::<A, R> as *const () as usize),
             func: offset(func as *const () as usize),
             arg: arg?,
+            kinds,
         };
         Ok((entry, fds))
     }
@@ -270,13 +277,19 @@ impl Entry {
         // SAFETY: the caller guarantees that `enter` is the offset of an `enter::<A, R>` in
         // this very executable, whose type-erased signature is `Enter`.
         let enter: Enter = unsafe { std::mem::transmute::<usize, Enter>(address(self.enter)) };
+        // A descriptor missing, or one too many, has no kind and cannot be taken.
+        let fds = fds.into_iter().zip(self.kinds).collect();
         enter(address(self.func), &self.arg, fds)
     }
 }
 
 /// Decodes an `A`, with `fds` for the objects in it that stand on descriptors, calls the
 /// `fn(A) -> R` at `func` with it, and returns the exit code.
-fn enter<A: DeserializeOwned, R: Outcome>(func: usize, arg: &[u8], fds: Vec<OwnedFd>) -> i32 {
+fn enter<A: DeserializeOwned, R: Outcome>(
+    func: usize,
+    arg: &[u8],
+    fds: Vec<Kinded<String>>,
+) -> i32 {
     match descriptors::receiving(fds, || codec::decode::<A>(arg)) {
         Ok(arg) => call_one::<A, R>(func, arg).exit_code(),
         Err(error) => Err::<(), _>(error).exit_code(),

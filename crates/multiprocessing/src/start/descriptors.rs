@@ -2,10 +2,12 @@
 //! its start-up message (`SCM_RIGHTS`), never as paths or names.
 //!
 //! While the parent encodes a task's argument ([`collecting`]), the `Serialize` impls of those
-//! types put a copy of each descriptor they stand on in a table of this thread, and write its
-//! place in the table ([`Passed`]). The table goes with the start-up message. While the child
-//! decodes the argument ([`receiving`]), their `Deserialize` impls take each descriptor back
-//! from its place and rebuild the object: a socket, or shared memory mapped again.
+//! types put a copy of each descriptor they stand on in a table of this thread, with its kind
+//! (a socket, the memory of a lock, ...), and write its place in the table ([`Passed`]). The
+//! table goes with the start-up message: the descriptors attached, their kinds beside the
+//! argument. While the child decodes the argument ([`receiving`]), their `Deserialize` impls
+//! take each descriptor back from its place, if it is of the kind they expect, and rebuild the
+//! object: a socket, or shared memory mapped again.
 //!
 //! Anywhere else, such an object cannot be encoded. Sending a `Queue` through another queue,
 //! a pipe or a pool would copy its bytes, not share it, so it is refused, as Python refuses to
@@ -24,12 +26,15 @@ use crate::error::Error;
 /// the fork server's request adds.
 pub(crate) const MAX_PASSED: usize = MAX_FDS - 1;
 
+/// A descriptor and its kind, as the table holds them.
+pub(crate) type Kinded<K> = (OwnedFd, K);
+
 /// What this thread is doing with descriptors, if anything.
 enum Table {
     /// Encoding a task's argument: the copies to send, in order.
-    Collecting(Vec<OwnedFd>),
+    Collecting(Vec<Kinded<&'static str>>),
     /// Decoding it: the descriptors received, each taken once.
-    Receiving(Vec<Option<OwnedFd>>),
+    Receiving(Vec<Option<Kinded<String>>>),
 }
 
 thread_local! {
@@ -65,8 +70,9 @@ impl Drop for Scope {
 }
 
 /// Runs `encode` with a table that collects the descriptors the encoded objects stand on;
-/// returns its result and those descriptors, in the order their [`Passed`] places name.
-pub(crate) fn collecting<R>(encode: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
+/// returns its result and those descriptors with their kinds, in the order their [`Passed`]
+/// places name.
+pub(crate) fn collecting<R>(encode: impl FnOnce() -> R) -> (R, Vec<Kinded<&'static str>>) {
     let scope = Scope::enter(Table::Collecting(Vec::new()));
     let result = encode();
     match scope.exit() {
@@ -75,9 +81,9 @@ pub(crate) fn collecting<R>(encode: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
     }
 }
 
-/// Runs `decode` with `fds`, the descriptors sent with the start-up message, for the decoded
-/// objects to take; those not taken are closed afterwards.
-pub(crate) fn receiving<R>(fds: Vec<OwnedFd>, decode: impl FnOnce() -> R) -> R {
+/// Runs `decode` with `fds`, the descriptors sent with the start-up message and their kinds,
+/// for the decoded objects to take; those not taken are closed afterwards.
+pub(crate) fn receiving<R>(fds: Vec<Kinded<String>>, decode: impl FnOnce() -> R) -> R {
     let scope = Scope::enter(Table::Receiving(fds.into_iter().map(Some).collect()));
     let result = decode();
     drop(scope.exit());
@@ -85,11 +91,10 @@ pub(crate) fn receiving<R>(fds: Vec<OwnedFd>, decode: impl FnOnce() -> R) -> R {
 }
 
 /// A descriptor as it travels inside a task's argument: its place among those sent with the
-/// start-up message, and what it is, so that a place cannot be read as another kind.
+/// start-up message. The table, not the argument, says what kind of descriptor is there.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Passed {
     index: u32,
-    kind: String,
 }
 
 /// Why an object could not be encoded or decoded with its descriptors.
@@ -140,14 +145,21 @@ impl From<Error> for Refused {
     }
 }
 
-/// Puts a copy of `fd`, the descriptor of a `what` (`kind` says which of its descriptors), in
-/// the table of the task being encoded.
+/// Puts a copy of `fd`, the descriptor of a `what`, in the table of the task being encoded,
+/// as a descriptor of `kind` (which of its descriptors it is, and of what type).
+///
+/// Only the runtime names kinds: a kind taken for shared memory holding a `T` must be put only
+/// with the memory file of a `Shared<T>`, since [`take`] vouches for it.
 ///
 /// # Errors
 ///
 /// [`Refused::NotInATask`] outside [`collecting`], [`Refused::TooMany`] past
 /// [`MAX_PASSED`], [`Refused::Failed`] when the copy cannot be made.
-pub(crate) fn pass(what: &'static str, kind: &str, fd: BorrowedFd<'_>) -> Result<Passed, Refused> {
+pub(crate) fn pass(
+    what: &'static str,
+    kind: &'static str,
+    fd: BorrowedFd<'_>,
+) -> Result<Passed, Refused> {
     TABLE.with_borrow_mut(|table| {
         let Some(Table::Collecting(fds)) = table else {
             return Err(Refused::NotInATask { what });
@@ -158,35 +170,35 @@ pub(crate) fn pass(what: &'static str, kind: &str, fd: BorrowedFd<'_>) -> Result
         let copy = fd
             .try_clone_to_owned()
             .map_err(Error::io("cannot copy a descriptor for a new process"))?;
-        fds.push(copy);
+        fds.push((copy, kind));
         Ok(Passed {
             index: (fds.len() - 1) as u32,
-            kind: kind.to_owned(),
         })
     })
 }
 
-/// Takes the descriptor that `passed` names from the table of the argument being decoded.
+/// Takes the descriptor that `passed` names from the table of the argument being decoded, if
+/// the parent put it there as a descriptor of `kind`.
 ///
 /// # Errors
 ///
 /// [`Refused::NotAtStartUp`] outside [`receiving`]; [`Refused::Missing`] when the place is
-/// empty, taken already, or was filled with another `kind`.
+/// empty, taken already, or holds another kind of descriptor (which stays there).
 pub(crate) fn take(what: &'static str, kind: &str, passed: Passed) -> Result<OwnedFd, Refused> {
     TABLE.with_borrow_mut(|table| {
         let Some(Table::Receiving(fds)) = table else {
             return Err(Refused::NotAtStartUp { what });
         };
-        let missing = Refused::Missing {
-            what,
-            index: passed.index,
-        };
-        if passed.kind != kind {
-            return Err(missing);
+        let place = fds
+            .get_mut(passed.index as usize)
+            .filter(|place| place.as_ref().is_some_and(|(_, there)| there == kind));
+        match place.and_then(Option::take) {
+            Some((fd, _)) => Ok(fd),
+            None => Err(Refused::Missing {
+                what,
+                index: passed.index,
+            }),
         }
-        fds.get_mut(passed.index as usize)
-            .and_then(Option::take)
-            .ok_or(missing)
     })
 }
 
@@ -214,7 +226,12 @@ mod tests {
             Err(Refused::NotInATask { .. })
         ));
         let encoded = crate::codec::encode(&passed).unwrap();
+        let fds = fds
+            .into_iter()
+            .map(|(fd, kind)| (fd, kind.to_owned()))
+            .collect();
         receiving(fds, || {
+            // Asked for as another kind, it stays where it is.
             let wrong: Passed = crate::codec::decode(&encoded).unwrap();
             assert!(matches!(
                 take("Thing", "socket", wrong),

@@ -309,7 +309,7 @@ pub(crate) struct Boot {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Work {
     /// Calls a function on its argument: a [`Process`](crate::Process) made with `task`.
-    Process(Entry),
+    Process(Box<Entry>),
     /// Serves a pool, whose socket is the first descriptor sent with the message.
     PoolWorker { initializer: Option<FnRef> },
     /// Forks children on request: the requests' socket and the parent's liveness pipe are the

@@ -132,7 +132,7 @@ pub(super) fn become_boot(boot: Boot, fds: Vec<OwnedFd>, watch: u32) -> ! {
             let fds = fds.collect();
             // SAFETY: the entry was made by the parent, which runs this same executable, and
             // sent with the descriptors it gave, in order.
-            Box::new(move || unsafe { entry.run(fds) })
+            Box::new(move || unsafe { (*entry).run(fds) })
         }
         Work::PoolWorker { initializer } => {
             let Some(socket) = fds.next() else {
