@@ -175,6 +175,26 @@ impl Builder {
     /// }
     /// ```
     ///
+    /// A queue in the argument is the parent's own queue, in a spawned child too:
+    ///
+    /// ```no_run
+    /// use multiprocessing::{Process, Queue, StartMethod};
+    ///
+    /// fn greet(q: Queue<String>) -> multiprocessing::Result<()> {
+    ///     q.put("hello".to_owned())
+    /// }
+    ///
+    /// fn main() -> multiprocessing::Result<()> {
+    ///     multiprocessing::init()?;
+    ///     let q = Queue::new()?;
+    ///     let p = Process::builder().start_method(StartMethod::Spawn).task(greet, q.clone())?;
+    ///     p.start()?;
+    ///     assert_eq!(q.get()?, "hello");
+    ///     p.join()?;
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::Encode`] when the start method is not `fork` and `arg` cannot be encoded, or

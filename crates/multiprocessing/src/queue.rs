@@ -69,10 +69,10 @@ const LENGTH: u64 = size_of::<u64>() as u64;
 ///
 /// Make it before starting the processes that use it; every process forked afterwards shares
 /// it, and so does every child given it in the argument of
-/// [`Process::task`](crate::Process::task), whatever the start method. Any number of them (and
-/// of their threads) may put and get at once. Messages from
-/// one producer arrive in the order it put them; none is lost or delivered twice.
-/// Cloning gives another handle to the same queue.
+/// [`Process::task`](crate::Process::task), whatever the start method. Any number of them
+/// (and of their threads) may put and get at once. Messages from one producer arrive in the
+/// order it put them; none is lost or delivered twice. Cloning gives another handle to the
+/// same queue.
 ///
 /// # Example
 ///
