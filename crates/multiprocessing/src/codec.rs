@@ -31,9 +31,25 @@ fn config() -> bincode::config::Configuration {
 /// [`Error::Encode`] when the value cannot be encoded (a map with keys serde cannot write, a
 /// `Serialize` impl that fails).
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(value, config()).map_err(|error| Error::Encode {
-        message: error.to_string(),
-    })
+    bincode::serde::encode_to_vec(value, config()).map_err(encode_error)
+}
+
+/// The encoder's complaint; a `Serialize` impl's own message as it wrote it.
+fn encode_error(error: bincode::error::EncodeError) -> Error {
+    let message = match error {
+        bincode::error::EncodeError::OtherString(message) => message,
+        error => error.to_string(),
+    };
+    Error::Encode { message }
+}
+
+/// The decoder's complaint; a `Deserialize` impl's own message as it wrote it.
+fn decode_error(error: bincode::error::DecodeError) -> Error {
+    let message = match error {
+        bincode::error::DecodeError::OtherString(message) => message,
+        error => error.to_string(),
+    };
+    Error::Decode { message }
 }
 
 /// Encodes `value` into `buffer`, replacing what it held; reusing one buffer saves an
@@ -46,9 +62,7 @@ pub fn encode_into<T: Serialize + ?Sized>(buffer: &mut Vec<u8>, value: &T) -> Re
     buffer.clear();
     bincode::serde::encode_into_std_write(value, buffer, config())
         .map(drop)
-        .map_err(|error| Error::Encode {
-            message: error.to_string(),
-        })
+        .map_err(encode_error)
 }
 
 /// Decodes a value of type `T` from all of `bytes`.
@@ -68,9 +82,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         0x10_0000..=0xFF_FFFF => decode_limited::<T, { 1 << 30 }>(bytes),
         _ => decode_limited::<T, { 1 << 36 }>(bytes),
     }
-    .map_err(|error| Error::Decode {
-        message: error.to_string(),
-    })?;
+    .map_err(decode_error)?;
     if read != bytes.len() {
         return Err(Error::Decode {
             message: format!("{} bytes left over after the value", bytes.len() - read),

@@ -9,6 +9,7 @@
 //! | --- | --- |
 //! | `Process(target=f, args=(i,))` | [`Process::new`]`(move \|\| f(i))` |
 //! | `Process(name=..., daemon=...)` | [`Process::builder`] |
+//! | `get_context('spawn').Process(target=f, args=(q, lock))` | [`Context::process`]`(f, (q, lock))`, [`Process::task`] |
 //! | `p.exitcode` | [`Process::exitcode`], [`ExitStatus`] |
 //! | `class Consumer(Process)` with `run` | a type that implements [`Run`] |
 //! | `sys.exit(n)` in a child | [`exit`] |

@@ -1,11 +1,13 @@
 //! Python's `multiprocessing.Lock` and `multiprocessing.RLock`: locks that a process shares
 //! with the children it starts afterwards, and that survive an owner that dies holding them.
 //!
-//! A [`Lock`] lives in shared memory (an anonymous `MAP_SHARED` mapping), so a child forked
+//! A [`Lock`] lives in shared memory (a memory file, mapped `MAP_SHARED`), so a child forked
 //! after it was made uses the very same lock as its parent, through the handle its closure
-//! captured. A lock made in a child is shared with that child's own children only. Nothing
-//! else can reach it: a `Lock` cannot be encoded and sent, just as Python refuses to pickle
-//! one ("Lock objects should only be shared between processes through inheritance").
+//! captured; a child started afresh (`spawn`, `forkserver`) with the lock in the argument of
+//! [`Process::task`](crate::Process::task) is sent the memory's descriptor and maps it
+//! again. A lock made in a child is shared with that child's own children only. Nothing else
+//! can reach it: encoding a `Lock` anywhere else fails, just as Python refuses to pickle one
+//! ("Lock objects should only be shared between processes through inheritance").
 //!
 //! Holding the lock is holding a guard: [`Lock::acquire`] returns a [`LockGuard`], and
 //! dropping the guard releases the lock, the Rust counterpart of `with lock:`.
@@ -41,8 +43,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 use crate::error::{Error, Result};
 use crate::shm::Shared;
+use crate::start::descriptors::{Passed, Refused};
 use crate::sync::{Acquired, Kind, RawMutex};
 
 /// A lock shared by the processes started after it is made: Python's `multiprocessing.Lock`.
@@ -301,6 +306,28 @@ impl Lock {
     }
 }
 
+/// A lock travels to a child started afresh as the descriptor of its memory; see
+/// [`Process::task`](crate::Process::task). Anywhere else, encoding it fails, as Python refuses
+/// to pickle one.
+impl Serialize for Lock {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.core
+            .pass("Lock")
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
+    }
+}
+
+/// A lock is decoded only by a child started afresh with it.
+impl<'de> Deserialize<'de> for Lock {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let passed = Passed::deserialize(deserializer)?;
+        Ok(Lock {
+            core: Mapping::receive("Lock", passed).map_err(serde::de::Error::custom)?,
+        })
+    }
+}
+
 impl fmt::Debug for Lock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock").finish_non_exhaustive()
@@ -428,6 +455,26 @@ impl RLock {
     /// ```
     pub fn release(&self) -> Result<()> {
         self.core.release()
+    }
+}
+
+/// As a [`Lock`]'s.
+impl Serialize for RLock {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.core
+            .pass("RLock")
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
+    }
+}
+
+/// As a [`Lock`]'s.
+impl<'de> Deserialize<'de> for RLock {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let passed = Passed::deserialize(deserializer)?;
+        Ok(RLock {
+            core: Mapping::receive("RLock", passed).map_err(serde::de::Error::custom)?,
+        })
     }
 }
 
@@ -596,7 +643,7 @@ impl AsRef<Core> for Core {
 /// a mutex that the process has unmapped is out of its reach, and stays locked forever. A thread
 /// can hold a lock without a handle, through a guard given up with `std::mem::forget`, so the
 /// last handle leaves a held lock mapped (by this process or another: nothing tells which),
-/// which costs a page until the process ends.
+/// which costs a page until the process ends (but not a descriptor).
 pub(crate) struct Mapping<T: AsRef<Core>> {
     shared: ManuallyDrop<Shared<T>>,
 }
@@ -614,6 +661,25 @@ impl<T: AsRef<Core>> Mapping<T> {
     }
 }
 
+impl<T: AsRef<Core>> Mapping<T> {
+    /// A copy of the memory's descriptor, for a child started afresh; `what` names the type
+    /// that holds it, for errors.
+    pub(crate) fn pass(&self, what: &'static str) -> std::result::Result<Passed, Refused> {
+        self.shared.pass(what)
+    }
+
+    /// The memory of a lock its parent passed with [`pass`](Mapping::pass); its mutex is made
+    /// already.
+    pub(crate) fn receive(
+        what: &'static str,
+        passed: Passed,
+    ) -> std::result::Result<Arc<Mapping<T>>, Refused> {
+        Ok(Arc::new(Mapping {
+            shared: ManuallyDrop::new(Shared::receive(what, passed)?),
+        }))
+    }
+}
+
 impl<T: AsRef<Core>> Deref for Mapping<T> {
     type Target = T;
 
@@ -624,10 +690,11 @@ impl<T: AsRef<Core>> Deref for Mapping<T> {
 
 impl<T: AsRef<Core>> Drop for Mapping<T> {
     fn drop(&mut self) {
-        if (**self.shared).as_ref().locked() {
-            return;
+        // SAFETY: taken once, here, and never used again.
+        let shared = unsafe { ManuallyDrop::take(&mut self.shared) };
+        if (*shared).as_ref().locked() {
+            // Its descriptor goes; the mapping stays.
+            shared.leak();
         }
-        // SAFETY: dropped once, here, and never used again.
-        unsafe { ManuallyDrop::drop(&mut self.shared) }
     }
 }

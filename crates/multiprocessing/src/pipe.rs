@@ -20,7 +20,13 @@
 //! the child that nothing more is coming with a last message, a sentinel like the queue
 //! lessons' `-1` and `None`.
 //!
-//! A process started while a pipe exists holds copies of both its ends, the end meant for a
+//! A child started afresh (`spawn`, `forkserver`) has no such copy. It holds only the end
+//! given to it in the argument of [`Process::task`](crate::Process::task), sent to it as a
+//! descriptor; the parent's copy of that end is closed once the child has started, as under
+//! `fork`. So there, a child that waits for its parent to close its end does see the end of
+//! the stream, once no forked process holds a copy either.
+//!
+//! A process forked while a pipe exists holds copies of both its ends, the end meant for a
 //! child not started yet included. A reader sees the end of the stream only once every copy
 //! of the other end is closed, so start other processes before making a pipe they do not use,
 //! or expect the end of the stream only after they end too.
@@ -32,12 +38,13 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, sendmsg};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec;
 use crate::connection::sealed::{Sealed, Watch};
 use crate::error::{Error, Result};
+use crate::start::descriptors;
 
 /// The default largest message a connection accepts: 1 GiB.
 const DEFAULT_MAX_MESSAGE: usize = 1 << 30;
@@ -320,6 +327,55 @@ impl Sealed for Connection {
             return Ok(Watch::Ready);
         }
         Ok(Watch::Readable(self.stream.as_fd()))
+    }
+}
+
+/// A pipe end as it travels in a task's argument.
+#[derive(Serialize, Deserialize)]
+struct Passed {
+    socket: descriptors::Passed,
+    readable: bool,
+    writable: bool,
+    max_message: u64,
+    /// Bytes this end had read ahead and not yet given out: they are the child's now.
+    ahead: Vec<u8>,
+}
+
+/// The kind of descriptor a pipe end is, for [`descriptors`].
+const SOCKET: &str = "socket";
+
+/// A pipe end travels to a child started afresh as its socket; see
+/// [`Process::task`](crate::Process::task). Anywhere else, encoding it fails: a pipe end
+/// reaches only the children started with it.
+impl Serialize for Connection {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let socket = descriptors::pass("Connection", SOCKET, self.stream.as_fd())
+            .map_err(serde::ser::Error::custom)?;
+        Passed {
+            socket,
+            readable: self.readable,
+            writable: self.writable,
+            max_message: self.max_message as u64,
+            ahead: self.ahead[self.start..].to_vec(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// A pipe end is decoded only by a child started afresh with it.
+impl<'de> Deserialize<'de> for Connection {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let passed = Passed::deserialize(deserializer)?;
+        let socket = descriptors::take("Connection", SOCKET, passed.socket)
+            .map_err(serde::de::Error::custom)?;
+        Ok(Connection {
+            stream: UnixStream::from(socket),
+            readable: passed.readable,
+            writable: passed.writable,
+            max_message: usize::try_from(passed.max_message).unwrap_or(usize::MAX),
+            ahead: passed.ahead,
+            start: 0,
+        })
     }
 }
 

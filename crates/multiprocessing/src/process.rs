@@ -48,10 +48,9 @@ pub(crate) type Target = Box<dyn FnOnce() -> i32 + Send>;
 enum Job {
     /// A closure: only a forked child, a copy of this memory, can run it.
     Closure(Target),
-    /// Work that a child started afresh can be told: with `closure`, the same work for `fork`,
-    /// which needs no encoding; `fds` go to the child as its own descriptors.
+    /// Work that a child started afresh can be told; `fds` go to the child as its own
+    /// descriptors.
     Portable {
-        closure: Option<Target>,
         work: crate::start::Work,
         fds: Vec<std::os::fd::OwnedFd>,
     },
@@ -148,6 +147,16 @@ impl Builder {
     /// encode: what a child started afresh, by `spawn` or `forkserver`, can be told to run,
     /// as Python pickles a target function and its arguments. It does not start yet.
     ///
+    /// The argument may hold [`Queue`](crate::Queue)s, [`JoinableQueue`](crate::JoinableQueue)s,
+    /// [`Lock`](crate::Lock)s, [`RLock`](crate::RLock)s, [`Value`](crate::Value)s and pipe
+    /// ends ([`Connection`](crate::Connection)): the child gets the same objects, shared with
+    /// this process, whatever the start method. Under `fork` the argument is simply moved
+    /// into the child; under `spawn` and `forkserver` it is encoded here, and those objects
+    /// travel as descriptors sent with the child's start-up message (a queue's, lock's or
+    /// value's shared memory, a pipe end's socket), never as names. This process's own copy
+    /// of a pipe end given to the child is closed once the child has started, as under
+    /// `fork`.
+    ///
     /// # Example
     ///
     /// ```no_run
@@ -166,21 +175,48 @@ impl Builder {
     /// }
     /// ```
     ///
+    /// A queue in the argument is the parent's own queue, in a spawned child too:
+    ///
+    /// ```no_run
+    /// use multiprocessing::{Process, Queue, StartMethod};
+    ///
+    /// fn greet(q: Queue<String>) -> multiprocessing::Result<()> {
+    ///     q.put("hello".to_owned())
+    /// }
+    ///
+    /// fn main() -> multiprocessing::Result<()> {
+    ///     multiprocessing::init()?;
+    ///     let q = Queue::new()?;
+    ///     let p = Process::builder().start_method(StartMethod::Spawn).task(greet, q.clone())?;
+    ///     p.start()?;
+    ///     assert_eq!(q.get()?, "hello");
+    ///     p.join()?;
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
     /// # Errors
     ///
-    /// [`Error::Encode`] when `arg` cannot be encoded.
+    /// [`Error::Encode`] when the start method is not `fork` and `arg` cannot be encoded, or
+    /// holds more descriptors than one message carries (about 250).
     pub fn task<A, R>(self, func: fn(A) -> R, arg: A) -> Result<Process>
     where
         A: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
         R: Outcome + 'static,
     {
-        let entry = crate::task::Entry::new(func, &arg)?;
+        let method = self.method.unwrap_or_else(crate::start::get_start_method);
+        if method == crate::start::StartMethod::Fork {
+            return Ok(self.make("Process", move || func(arg)));
+        }
+        let (entry, fds) = crate::task::Entry::new(func, &arg)?;
+        // The objects in `arg` go now; the copies of their descriptors in `fds` keep them
+        // alive until the child has its own.
+        drop(arg);
         Ok(self.make_job(
             "Process",
             Job::Portable {
-                closure: Some(Box::new(move || func(arg).exit_code())),
-                work: crate::start::Work::Process(entry),
-                fds: Vec::new(),
+                work: crate::start::Work::Process(Box::new(entry)),
+                fds,
             },
         ))
     }
@@ -223,7 +259,6 @@ impl Builder {
         self.make_job(
             prefix,
             Job::Portable {
-                closure: None,
                 work: crate::start::Work::PoolWorker {
                     initializer: initializer.map(crate::task::FnRef::new),
                 },
@@ -394,14 +429,7 @@ impl Process {
         child::install_exit_handler();
         let child_state = Box::new(state::State::child(self, state));
         match (self.inner.method, job) {
-            (StartMethod::Fork, Job::Closure(target))
-            | (
-                StartMethod::Fork,
-                Job::Portable {
-                    closure: Some(target),
-                    ..
-                },
-            ) => {
+            (StartMethod::Fork, Job::Closure(target)) => {
                 let mut target = Some(target);
                 match child::fork(&mut target, child_state) {
                     Ok(pid) => Ok(Waiter::new(pid)),
@@ -411,7 +439,7 @@ impl Process {
                     )),
                 }
             }
-            (method, Job::Portable { closure, work, fds }) if method != StartMethod::Fork => {
+            (method, Job::Portable { work, fds }) if method != StartMethod::Fork => {
                 let boot = Boot {
                     name: child_state.name.clone(),
                     daemon: child_state.daemon,
@@ -432,7 +460,6 @@ impl Process {
                 launched.map_err(|error| {
                     (
                         Job::Portable {
-                            closure,
                             work: boot.work,
                             fds,
                         },

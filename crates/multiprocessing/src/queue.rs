@@ -26,13 +26,19 @@
 //!   `join` hangs the next `task_done`.
 //! - **Any size.** A message larger than the ring grows the ring; the limit is
 //!   [`Builder::max_message`], checked by `put` before anything is copied.
+//!
+//! Both the ring and its header live in memory files. A child forked after the queue was made
+//! inherits them; a child started afresh with the queue in the argument of
+//! [`Process::task`](crate::Process::task) is sent their descriptors and maps them again.
+//! Nothing else can carry a queue: encoding one anywhere else (to put it in another queue, or
+//! to send it to a pool) fails with [`Error::Encode`], as Python refuses to pickle one.
 
 use std::borrow::Borrow;
 use std::cell::{RefCell, UnsafeCell};
 use std::marker::PhantomData;
 use std::num::NonZeroUsize;
 use std::ops::Deref;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,12 +46,13 @@ use std::time::{Duration, Instant};
 
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::shm::Shared;
+use crate::start::descriptors::{self, Refused};
 use crate::sync::{Acquired, Kind, RawMutex, SharedCondition};
 
 /// The ring's first size; it doubles when a message does not fit. Pages are only
@@ -61,9 +68,11 @@ const LENGTH: u64 = size_of::<u64>() as u64;
 /// A first-in, first-out queue of `T` between processes: Python's `multiprocessing.Queue`.
 ///
 /// Make it before starting the processes that use it; every process forked afterwards shares
-/// it, and any number of them (and of their threads) may put and get at once. Messages from
-/// one producer arrive in the order it put them; none is lost or delivered twice.
-/// Cloning gives another handle to the same queue.
+/// it, and so does every child given it in the argument of
+/// [`Process::task`](crate::Process::task), whatever the start method. Any number of them
+/// (and of their threads) may put and get at once. Messages from one producer arrive in the
+/// order it put them; none is lost or delivered twice. Cloning gives another handle to the
+/// same queue.
 ///
 /// # Example
 ///
@@ -95,6 +104,29 @@ impl<T> Clone for Queue<T> {
             inner: self.inner.clone(),
             _message: PhantomData,
         }
+    }
+}
+
+/// A queue travels to a child started afresh as the descriptors of its memory; see
+/// [`Process::task`](crate::Process::task). Anywhere else, encoding it fails.
+impl<T> Serialize for Queue<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.inner
+            .pass("Queue")
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
+    }
+}
+
+/// A queue is decoded only by a child started afresh with it.
+impl<'de, T> Deserialize<'de> for Queue<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let passed = Passed::deserialize(deserializer)?;
+        let inner = Inner::receive("Queue", passed).map_err(serde::de::Error::custom)?;
+        Ok(Queue {
+            inner: Arc::new(inner),
+            _message: PhantomData,
+        })
     }
 }
 
@@ -352,6 +384,31 @@ impl<T> Clone for JoinableQueue<T> {
     }
 }
 
+/// As a [`Queue`]'s.
+impl<T> Serialize for JoinableQueue<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.queue
+            .inner
+            .pass("JoinableQueue")
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
+    }
+}
+
+/// As a [`Queue`]'s.
+impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let passed = Passed::deserialize(deserializer)?;
+        let inner = Inner::receive("JoinableQueue", passed).map_err(serde::de::Error::custom)?;
+        Ok(JoinableQueue {
+            queue: Queue {
+                inner: Arc::new(inner),
+                _message: PhantomData,
+            },
+        })
+    }
+}
+
 impl<T> std::fmt::Debug for JoinableQueue<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JoinableQueue")
@@ -469,10 +526,23 @@ struct State {
     unfinished: u64,
 }
 
+/// A queue as it travels in a task's argument.
+#[derive(Serialize, Deserialize)]
+struct Passed {
+    header: descriptors::Passed,
+    ring: descriptors::Passed,
+    /// Whether this process had closed it, which a forked child would inherit too.
+    closed: bool,
+}
+
+/// The kind of descriptor a ring is, for [`descriptors`].
+const RING: &str = "queue ring";
+
 /// This process's side of a queue.
 struct Inner {
     header: Shared<Header>,
-    /// The ring's memory, inherited by forked children as an open file.
+    /// The ring's memory, inherited by forked children as an open file, and sent to children
+    /// started afresh.
     ring: OwnedFd,
     /// This process's mapping of the ring; used only under the shared mutex.
     view: UnsafeCell<View>,
@@ -527,6 +597,30 @@ impl Inner {
                 generation: 0,
             }),
             closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Copies of the descriptors, for a child started afresh; `what` names the queue's type.
+    fn pass(&self, what: &'static str) -> std::result::Result<Passed, Refused> {
+        Ok(Passed {
+            header: self.header.pass(what)?,
+            ring: descriptors::pass(what, RING, self.ring.as_fd())?,
+            closed: self.closed.load(Ordering::Relaxed),
+        })
+    }
+
+    /// This process's side of a queue its parent passed with [`pass`](Inner::pass). The
+    /// header is made already; the ring is mapped on first use.
+    fn receive(what: &'static str, passed: Passed) -> std::result::Result<Inner, Refused> {
+        Ok(Inner {
+            header: Shared::receive(what, passed.header)?,
+            ring: descriptors::take(what, RING, passed.ring)?,
+            view: UnsafeCell::new(View {
+                ptr: None,
+                len: 0,
+                generation: 0,
+            }),
+            closed: AtomicBool::new(passed.closed),
         })
     }
 

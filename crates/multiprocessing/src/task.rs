@@ -9,12 +9,15 @@
 //! executable. Pools and executors send their work this way, which is what lets a `spawn`
 //! start method (a fresh copy of the binary) run the same tasks as `fork`.
 
+use std::os::fd::OwnedFd;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::Outcome;
 use crate::codec;
 use crate::error::Result;
+use crate::start::descriptors::{self, Kinded};
 
 /// A plain function from `A` to `R` that can run in another process.
 ///
@@ -220,7 +223,8 @@ fn run_each<A: DeserializeOwned, R: Serialize>(
 fn anchor() {}
 
 /// A process's work as it travels to a child started afresh: a `fn(A) -> R` whose result
-/// decides the exit code, and its argument, encoded.
+/// decides the exit code, and its argument, encoded. The queues, pipes, locks and values in
+/// the argument travel beside it, as descriptors (see [`descriptors`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Entry {
     /// The offset of `enter::<A, R>`, which decodes the argument and calls the function.
@@ -228,46 +232,65 @@ pub(crate) struct Entry {
     /// The offset of the user's function.
     func: i64,
     arg: Vec<u8>,
+    /// The kind of each descriptor that goes with the entry, in order.
+    kinds: Vec<String>,
 }
 
 /// The signature every `enter::<A, R>` shares once its types are erased.
-type Enter = fn(usize, &[u8]) -> i32;
+type Enter = fn(usize, &[u8], Vec<Kinded<String>>) -> i32;
 
 impl Entry {
-    /// `func(arg)`, to be run in another copy of this executable.
+    /// `func(arg)`, to be run in another copy of this executable, and the descriptors that
+    /// must go with it, in order.
     ///
     /// # Errors
     ///
-    /// [`Error::Encode`](crate::Error::Encode) when `arg` cannot be encoded.
-    pub(crate) fn new<A, R>(func: fn(A) -> R, arg: &A) -> Result<Entry>
+    /// [`Error::Encode`](crate::Error::Encode) when `arg` cannot be encoded, or holds more
+    /// descriptors than a message carries.
+    pub(crate) fn new<A, R>(func: fn(A) -> R, arg: &A) -> Result<(Entry, Vec<OwnedFd>)>
     where
         A: Serialize + DeserializeOwned,
         R: Outcome,
     {
-        Ok(Entry {
+        let (arg, passed) = descriptors::collecting(|| codec::encode(arg));
+        let (fds, kinds) = passed
+            .into_iter()
+            .map(|(fd, kind)| (fd, kind.to_owned()))
+            .unzip();
+        let entry = Entry {
             enter: offset(enter::<A, R> as *const () as usize),
             func: offset(func as *const () as usize),
-            arg: codec::encode(arg)?,
-        })
+            arg: arg?,
+            kinds,
+        };
+        Ok((entry, fds))
     }
 
-    /// Runs the function; returns the exit code its result stands for.
+    /// Runs the function, with `fds`, the descriptors that came with the entry, for its
+    /// argument; returns the exit code its result stands for.
     ///
     /// # Safety
     ///
     /// As [`TaskRef::run`]: `self` was made by [`Entry::new`] in a process running this same
-    /// executable file.
-    pub(crate) unsafe fn run(self) -> i32 {
+    /// executable file, and `fds` are the descriptors it gave, in order.
+    pub(crate) unsafe fn run(self, fds: Vec<OwnedFd>) -> i32 {
         // SAFETY: the caller guarantees that `enter` is the offset of an `enter::<A, R>` in
         // this very executable, whose type-erased signature is `Enter`.
         let enter: Enter = unsafe { std::mem::transmute::<usize, Enter>(address(self.enter)) };
-        enter(address(self.func), &self.arg)
+        // A descriptor missing, or one too many, has no kind and cannot be taken.
+        let fds = fds.into_iter().zip(self.kinds).collect();
+        enter(address(self.func), &self.arg, fds)
     }
 }
 
-/// Decodes an `A`, calls the `fn(A) -> R` at `func` with it, and returns the exit code.
-fn enter<A: DeserializeOwned, R: Outcome>(func: usize, arg: &[u8]) -> i32 {
-    match codec::decode::<A>(arg) {
+/// Decodes an `A`, with `fds` for the objects in it that stand on descriptors, calls the
+/// `fn(A) -> R` at `func` with it, and returns the exit code.
+fn enter<A: DeserializeOwned, R: Outcome>(
+    func: usize,
+    arg: &[u8],
+    fds: Vec<Kinded<String>>,
+) -> i32 {
+    match descriptors::receiving(fds, || codec::decode::<A>(arg)) {
         Ok(arg) => call_one::<A, R>(func, arg).exit_code(),
         Err(error) => Err::<(), _>(error).exit_code(),
     }

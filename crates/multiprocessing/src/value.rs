@@ -1,7 +1,8 @@
 //! Python's `multiprocessing.Value`: plain data in shared memory, with a lock of its own.
 //!
 //! A [`Value`] made before `start` is one value for the process and all the children it forks
-//! afterwards; what one of them writes, the others read. Every access takes the value's lock,
+//! afterwards, or is given in the argument of [`Process::task`](crate::Process::task) under
+//! any start method; what one of them writes, the others read. Every access takes the value's lock,
 //! which is a [`Lock`](crate::Lock) in all but name: a dead holder does not block the others,
 //! and the next one is told ([`ValueGuard::previous_owner_died`]).
 //!
@@ -14,8 +15,11 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 use crate::error::Result;
 use crate::lock::{Core, LockGuard, Mapping};
+use crate::start::descriptors::Passed;
 use crate::sync::Kind;
 
 /// Data that can live in memory shared between processes: numbers and arrays of numbers.
@@ -225,6 +229,28 @@ impl<T: Plain> Clone for Value<T> {
         Value {
             slot: Arc::clone(&self.slot),
         }
+    }
+}
+
+/// A value travels to a child started afresh as the descriptor of its memory; see
+/// [`Process::task`](crate::Process::task). Anywhere else, encoding it fails: send
+/// [`get`](Value::get)'s copy instead.
+impl<T: Plain> Serialize for Value<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.slot
+            .pass("Value")
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
+    }
+}
+
+/// A value is decoded only by a child started afresh with it.
+impl<'de, T: Plain> Deserialize<'de> for Value<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let passed = Passed::deserialize(deserializer)?;
+        Ok(Value {
+            slot: Mapping::receive("Value", passed).map_err(serde::de::Error::custom)?,
+        })
     }
 }
 

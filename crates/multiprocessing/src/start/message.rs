@@ -15,8 +15,8 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 
 use crate::error::{Error, Result};
 
-/// The most descriptors one message carries.
-pub(crate) const MAX_FDS: usize = 16;
+/// The most descriptors one message carries: the kernel's limit (`SCM_MAX_FD`).
+pub(crate) const MAX_FDS: usize = 253;
 
 /// The largest message a child accepts from its parent: a task's argument, encoded.
 const MAX_MESSAGE: u64 = 1 << 30;

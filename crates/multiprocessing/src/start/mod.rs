@@ -7,7 +7,9 @@
 //!   ever release.
 //! - **spawn** starts a fresh copy of the executable (`posix_spawn` of `/proc/self/exe`). The
 //!   child inherits only what it is given: a `fn` item and its argument (a [`Task`]), and the
-//!   descriptors passed to it. It is slower, and safe whatever the parent's threads hold.
+//!   descriptors passed to it, among them those of the queues, pipe ends, locks and values in
+//!   the argument ([`descriptors`]). It is slower, and safe whatever the parent's threads
+//!   hold.
 //! - **forkserver** spawns, once, a small single-threaded server, which forks every later
 //!   child on request: as safe as spawn, and nearly as fast as fork.
 //!
@@ -17,6 +19,7 @@
 //!
 //! [`Task`]: crate::task::Task
 
+pub(crate) mod descriptors;
 mod forkserver;
 mod message;
 mod spawn;
@@ -306,7 +309,7 @@ pub(crate) struct Boot {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Work {
     /// Calls a function on its argument: a [`Process`](crate::Process) made with `task`.
-    Process(Entry),
+    Process(Box<Entry>),
     /// Serves a pool, whose socket is the first descriptor sent with the message.
     PoolWorker { initializer: Option<FnRef> },
     /// Forks children on request: the requests' socket and the parent's liveness pipe are the

@@ -128,8 +128,12 @@ pub(super) fn become_child(fd: &OsStr) -> Result<()> {
 pub(super) fn become_boot(boot: Boot, fds: Vec<OwnedFd>, watch: u32) -> ! {
     let mut fds = fds.into_iter();
     let target: crate::process::Target = match boot.work {
-        // SAFETY: the entry was made by the parent, which runs this same executable.
-        Work::Process(entry) => Box::new(move || unsafe { entry.run() }),
+        Work::Process(entry) => {
+            let fds = fds.collect();
+            // SAFETY: the entry was made by the parent, which runs this same executable, and
+            // sent with the descriptors it gave, in order.
+            Box::new(move || unsafe { (*entry).run(fds) })
+        }
         Work::PoolWorker { initializer } => {
             let Some(socket) = fds.next() else {
                 missing("a pool worker's socket")
