@@ -279,7 +279,11 @@ impl Builder {
                     name,
                     daemon: self.daemon,
                 }),
-                method: self.method.unwrap_or_else(crate::start::get_start_method),
+                // A closure can only be forked; portable work follows the program's default.
+                method: self.method.unwrap_or_else(|| match job {
+                    Job::Closure(_) => crate::start::StartMethod::Fork,
+                    Job::Portable { .. } => crate::start::get_start_method(),
+                }),
                 target: Mutex::new(Some(job)),
                 waiter: OnceLock::new(),
             }),

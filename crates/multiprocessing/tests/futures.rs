@@ -3,6 +3,8 @@
 
 mod common;
 
+multiprocessing::enable_test_support!();
+
 use common::{PATIENCE, Touchy, exists, touchy};
 
 use std::collections::HashSet;
@@ -212,7 +214,7 @@ fn a_killed_worker_breaks_the_executor() {
     let victim = executor.submit(die, 0).unwrap();
     match victim.result_timeout(PATIENCE) {
         Err(Error::BrokenProcessPool { worker, status }) => {
-            assert!(worker.starts_with("ForkProcess-"), "{worker}");
+            assert!(worker.starts_with("ForkServerProcess-"), "{worker}");
             assert_eq!(status, ExitStatus::Signaled(libc::SIGKILL));
         }
         other => panic!("{other:?}"),

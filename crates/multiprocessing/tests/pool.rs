@@ -3,6 +3,8 @@
 
 mod common;
 
+multiprocessing::enable_test_support!();
+
 use common::{PATIENCE, Touchy, exists, touchy};
 
 use std::collections::HashSet;
@@ -180,7 +182,7 @@ fn a_worker_killed_mid_map_fails_its_task_and_the_pool_goes_on() {
     for (i, item) in items.iter().enumerate() {
         match (i, item) {
             (13, Err(Error::WorkerDied { worker, status })) => {
-                assert!(worker.starts_with("ForkPoolWorker-"), "{worker}");
+                assert!(worker.starts_with("ForkServerPoolWorker-"), "{worker}");
                 assert_eq!(*status, ExitStatus::Signaled(libc::SIGKILL));
             }
             (13, other) => panic!("item 13: {other:?}"),
@@ -296,7 +298,13 @@ fn daemons_and_pool_workers_die_with_a_parent_killed_outright() {
                 .daemon(true)
                 .target(|| sleep(Duration::from_secs(60)));
             daemon.start().unwrap();
-            let pool = Pool::new(2).unwrap();
+            // Forked workers are this parent's children; `tests/methods.rs` kills the parent of
+            // children of every method.
+            let pool = Pool::builder()
+                .processes(2)
+                .start_method(multiprocessing::StartMethod::Fork)
+                .build()
+                .unwrap();
             let mut pids: Vec<u32> = pool.map_chunked(pid_of_worker, 0..50, 1).unwrap();
             pids.sort_unstable();
             pids.dedup();
@@ -364,9 +372,11 @@ fn a_pool_that_cannot_replace_its_workers_fails_work_instead_of_queueing_it() {
     // One test sets the flag, so the two cases run in turn, each in a child of its own.
     for processes in [1, 2] {
         let case = multiprocessing::Process::new(move || {
+            // Only a forked worker sees the flag its parent sets after the pool starts.
             let pool = Pool::builder()
                 .processes(processes)
                 .initializer(refuse_when_told)
+                .start_method(multiprocessing::StartMethod::Fork)
                 .build()
                 .unwrap();
             REFUSE_TO_START.store(true, Ordering::SeqCst);

@@ -21,6 +21,7 @@ fn fib(n: u64) -> u64 {
 
 // ANCHOR: main
 fn main() -> multiprocessing::Result<()> {
+    multiprocessing::init()?;
     let pool = ProcessPoolExecutor::new(1)?;
     let fut = pool.submit(fib, 38)?;
     // The pool hands the call to its idle worker in the background; wait until it has.

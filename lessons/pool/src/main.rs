@@ -6,7 +6,7 @@
 //! so the lesson collects it; the pool's `map` returns the same list, computed in the workers.
 //! Each worker runs the initializer once, when it starts.
 
-use multiprocessing::{Pool, cpu_count, current_process};
+use multiprocessing::{Pool, StartMethod, cpu_count, current_process};
 
 // ANCHOR: functions
 fn do_calculation(data: i32) -> i32 {
@@ -31,6 +31,7 @@ fn main() -> multiprocessing::Result<()> {
     let pool = Pool::builder()
         .processes(pool_size)
         .initializer(start_process)
+        .start_method(StartMethod::Fork)
         .build()?;
     let pool_outputs = pool.map(do_calculation, inputs)?;
     drop(pool);

@@ -24,6 +24,7 @@ fn cpu_bound_task(n: u64) -> u64 {
 
 // ANCHOR: main
 fn main() -> multiprocessing::Result<()> {
+    multiprocessing::init()?;
     let start = Instant::now();
     for n in 1..6 {
         cpu_bound_task(n);

@@ -37,6 +37,7 @@ fn runprocesses(workernum: usize, fibnum: u64) -> multiprocessing::Result<()> {
 
 // ANCHOR: main
 fn main() -> multiprocessing::Result<()> {
+    multiprocessing::init()?;
     for workers in [1, 2, 3, 4] {
         runprocesses(workers, 34)?;
     }

@@ -29,6 +29,7 @@ fn gcd((a, b): (u64, u64)) -> u64 {
 
 // ANCHOR: main
 fn main() -> multiprocessing::Result<()> {
+    multiprocessing::init()?;
     let start = Instant::now();
     let results: Vec<u64> = NUMBERS.into_iter().map(gcd).collect();
     println!("Took {:.3} seconds.", start.elapsed().as_secs_f64());

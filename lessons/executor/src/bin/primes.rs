@@ -34,6 +34,7 @@ fn is_prime(n: u64) -> bool {
 
 // ANCHOR: main
 fn main() -> multiprocessing::Result<()> {
+    multiprocessing::init()?;
     let executor = ProcessPoolExecutor::builder().processes()?;
     for (number, prime) in PRIMES.into_iter().zip(executor.map(is_prime, PRIMES)) {
         println!("{number} is prime: {}", prime?);

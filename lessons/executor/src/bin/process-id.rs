@@ -19,6 +19,7 @@ fn do_work(n: u64) -> (u64, u32) {
 
 // ANCHOR: main
 fn main() -> multiprocessing::Result<()> {
+    multiprocessing::init()?;
     let tasks = 1..5;
 
     let ex = ProcessPoolExecutor::new(tasks.clone().count())?;

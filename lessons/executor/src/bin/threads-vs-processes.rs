@@ -42,6 +42,7 @@ fn threads(primes: &[u64], num_workers: usize) -> multiprocessing::Result<Vec<bo
 
 // ANCHOR: main
 fn main() -> multiprocessing::Result<()> {
+    multiprocessing::init()?;
     // Make it more intensive: 1,000 random numbers of 15 digits.
     let list_size = 1000;
     let mut rng = rand::rng();

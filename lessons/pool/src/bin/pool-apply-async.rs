@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use multiprocessing::Pool;
 use multiprocessing::logging::{LevelFilter, log_to_stderr};
+use multiprocessing::{StartMethod, get_context};
 
 // ANCHOR: doubler
 fn doubler(number: i32) -> i32 {
@@ -19,7 +19,7 @@ fn doubler(number: i32) -> i32 {
 // ANCHOR: main
 fn main() -> multiprocessing::Result<()> {
     log_to_stderr(Some(LevelFilter::Info));
-    let pool = Pool::new(2)?;
+    let pool = get_context(StartMethod::Fork).pool(2)?;
     let result = pool.apply_async(doubler, 25)?;
     println!("{}", result.get_timeout(Duration::from_secs(1))?);
     Ok(())

@@ -27,6 +27,7 @@ fn test(path: PathBuf) {
 
 // ANCHOR: main
 fn main() -> multiprocessing::Result<()> {
+    multiprocessing::init()?;
     let dir = std::env::temp_dir().join(format!("process-vs-pool-{}", std::process::id()));
     fs::create_dir_all(&dir).expect("the temporary folder is writable");
     let paths: Vec<PathBuf> = (0..TASKS).map(|i| dir.join(format!("{i}.txt"))).collect();
