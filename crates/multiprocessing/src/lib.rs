@@ -27,6 +27,8 @@
 //! | `Pool(processes, initializer)`, `map`, `apply_async` | [`Pool`], [`AsyncResult`] |
 //! | `apply_async(..., callback=, error_callback=)` | [`AsyncResult::callback`], [`AsyncResult::error_callback`] |
 //! | `pool.imap(...).next(timeout)` | [`pool::Imap::next_timeout`] |
+//! | `if __name__ == '__main__':` | [`init`] first thing in `main` ([`enable_test_support!`] in tests) |
+//! | `get_context('spawn')`, `set_start_method('forkserver')` | [`get_context`], [`set_start_method`], [`StartMethod`] |
 //! | `concurrent.futures.ProcessPoolExecutor`, `ThreadPoolExecutor` | [`futures`] |
 //!
 //! # Example

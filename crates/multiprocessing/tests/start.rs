@@ -96,7 +96,7 @@ fn take_the_lock(_: ()) -> bool {
 }
 
 #[test]
-fn a_lock_held_by_another_thread_does_not_follow_spawned_or_served_workers() {
+fn a_lock_held_by_another_thread_does_not_follow_spawned_or_served_workers_nor_the_default() {
     let (locked, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
     std::thread::scope(|scope| {
         scope.spawn(|| {
@@ -110,6 +110,19 @@ fn a_lock_held_by_another_thread_does_not_follow_spawned_or_served_workers() {
             let taken = pool.apply_async(take_the_lock, ()).unwrap();
             assert!(taken.get_timeout(PATIENCE).unwrap(), "{method}");
         }
+        // The default is safe in a program with threads too.
+        let pool = multiprocessing::Pool::new(1).unwrap();
+        let taken = pool.apply_async(take_the_lock, ()).unwrap();
+        assert!(
+            taken.get_timeout(PATIENCE).unwrap(),
+            "the default start method"
+        );
+        let executor = multiprocessing::futures::ProcessPoolExecutor::new(1).unwrap();
+        let taken = executor.submit(take_the_lock, ()).unwrap();
+        assert!(
+            *taken.result_timeout(PATIENCE).unwrap(),
+            "the executor's default"
+        );
         release.wait();
     });
 }
