@@ -205,6 +205,63 @@ impl Context {
     pub fn executor_builder(&self) -> crate::futures::Builder {
         crate::futures::ProcessPoolExecutor::builder().start_method(self.method)
     }
+
+    /// Python's `ctx.Queue()`. A queue is the same under every method: a child started
+    /// afresh gets it as part of its task's argument; see [`Process::task`](crate::Process::task).
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::new`](crate::Queue::new).
+    pub fn queue<T: Serialize + serde::de::DeserializeOwned>(&self) -> Result<crate::Queue<T>> {
+        crate::Queue::new()
+    }
+
+    /// Python's `ctx.JoinableQueue()`; see [`queue`](Context::queue).
+    ///
+    /// # Errors
+    ///
+    /// As [`JoinableQueue::new`](crate::JoinableQueue::new).
+    pub fn joinable_queue<T: Serialize + serde::de::DeserializeOwned>(
+        &self,
+    ) -> Result<crate::JoinableQueue<T>> {
+        crate::JoinableQueue::new()
+    }
+
+    /// Python's `ctx.Pipe(duplex)`; see [`queue`](Context::queue).
+    ///
+    /// # Errors
+    ///
+    /// As [`pipe`](crate::pipe()).
+    pub fn pipe(&self, duplex: bool) -> Result<(crate::Connection, crate::Connection)> {
+        crate::pipe(duplex)
+    }
+
+    /// Python's `ctx.Lock()`; see [`queue`](Context::queue).
+    ///
+    /// # Errors
+    ///
+    /// As [`Lock::new`](crate::Lock::new).
+    pub fn lock(&self) -> Result<crate::Lock> {
+        crate::Lock::new()
+    }
+
+    /// Python's `ctx.RLock()`; see [`queue`](Context::queue).
+    ///
+    /// # Errors
+    ///
+    /// As [`RLock::new`](crate::RLock::new).
+    pub fn rlock(&self) -> Result<crate::RLock> {
+        crate::RLock::new()
+    }
+
+    /// Python's `ctx.Value(typecode, value)`; see [`queue`](Context::queue).
+    ///
+    /// # Errors
+    ///
+    /// As [`Value::new`](crate::Value::new).
+    pub fn value<T: crate::Plain>(&self, value: T) -> Result<crate::Value<T>> {
+        crate::Value::new(value)
+    }
 }
 
 /// Whether [`init`] has run in this process.
@@ -317,4 +374,28 @@ pub(crate) enum Work {
     /// Forks children on request: the requests' socket and the parent's liveness pipe are the
     /// descriptors sent with the message.
     Forkserver,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nothing((): ()) {}
+
+    #[test]
+    fn starting_afresh_without_init_is_a_typed_error() {
+        // No unit test of this crate calls `init`, so this process has not.
+        for method in [StartMethod::Spawn, StartMethod::Forkserver] {
+            let p = get_context(method).process(nothing, ()).unwrap();
+            assert!(
+                matches!(p.start(), Err(Error::NotInitialized { method: m }) if m == method),
+                "{method}"
+            );
+            let pool = get_context(method).pool(1);
+            assert!(
+                matches!(pool, Err(Error::NotInitialized { .. })),
+                "{method}"
+            );
+        }
+    }
 }
