@@ -127,6 +127,7 @@ impl ProcessPoolExecutor {
             task: Task::new(f).to_ref(),
             args,
             count: 1,
+            call: None,
             reply: Box::new(FutureReply(completer)),
         })?;
         Ok(future)

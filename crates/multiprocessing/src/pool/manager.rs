@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -79,7 +80,31 @@ pub(crate) struct Job {
     pub(crate) args: Vec<u8>,
     /// How many arguments that is.
     pub(crate) count: usize,
+    /// The call this chunk is one of, when that call's results are seen only all together
+    /// (a `map`): a worker may then hold one chunk's results back while it runs the next
+    /// chunk of the same call. `None` for a chunk whose result is seen on its own.
+    pub(crate) call: Option<CallId>,
     pub(crate) reply: Box<dyn Reply>,
+}
+
+/// Names one call of several chunks; see [`Job::call`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CallId(u64);
+
+impl CallId {
+    /// A name no other call of this process has.
+    pub(crate) fn new() -> CallId {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        CallId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A job sent to a worker.
+struct Sent {
+    job: Job,
+    /// Sent as more of the call of the job sent just before it: the worker may have held
+    /// that job's reply back while it ran this one.
+    more: bool,
 }
 
 impl Job {
@@ -176,7 +201,7 @@ struct Worker {
     process: Process,
     conn: Connection,
     /// The jobs sent to it, oldest (the one it runs) first; it answers them in order.
-    jobs: VecDeque<Job>,
+    jobs: VecDeque<Sent>,
     /// Frames not yet taken by its socket. The manager never waits to write, since the
     /// worker may be waiting for the manager to read.
     outbox: Vec<u8>,
@@ -282,6 +307,8 @@ impl Manager {
     /// is sent work ahead only while there is more queued than there are workers, so that
     /// a job never waits behind another on one worker while a second worker could be idle,
     /// and never a job that could still be cancelled.
+    ///
+    /// The frames of a round go to each worker's outbox and out in one write per worker.
     fn dispatch(&mut self) {
         while let Some(front) = self.queue.front() {
             let (next, cancellable) = (front.count, front.reply.cancellable());
@@ -293,9 +320,14 @@ impl Manager {
                 continue;
             }
             let worker = &mut self.workers[index];
+            let more = job.call.is_some()
+                && worker
+                    .jobs
+                    .back()
+                    .is_some_and(|last| last.job.call == job.call);
             let frame = match worker
                 .conn
-                .frame(&run_frame(&job.task.to_bytes(), &job.args))
+                .frame(&run_frame(&job.task.to_bytes(), &job.args, more))
             {
                 Ok(frame) => frame,
                 Err(error) => {
@@ -303,9 +335,15 @@ impl Manager {
                     continue;
                 }
             };
-            worker.outbox.extend_from_slice(&frame);
-            worker.jobs.push_back(job);
+            if worker.outbox.is_empty() {
+                worker.outbox = frame;
+            } else {
+                worker.outbox.extend_from_slice(&frame);
+            }
+            worker.jobs.push_back(Sent { job, more });
             worker.sent += 1;
+        }
+        for index in 0..self.workers.len() {
             self.flush(index);
         }
     }
@@ -319,7 +357,7 @@ impl Manager {
             .iter()
             .enumerate()
             .filter(|(_, worker)| !worker.ended && worker.sent < limit)
-            .map(|(index, worker)| (worker.jobs.iter().map(|job| job.count).sum(), index))
+            .map(|(index, worker)| (worker.jobs.iter().map(|sent| sent.job.count).sum(), index))
             .filter(|&(ahead, index): &(usize, usize)| {
                 self.workers[index].jobs.is_empty() || (plenty && ahead + next <= ITEMS_AHEAD)
             })
@@ -396,8 +434,8 @@ impl Manager {
                 return self.lost(index);
             };
             worker.finished += 1;
-            if let Some(job) = worker.jobs.pop_front() {
-                job.reply.send(chunk_result(reply));
+            if let Some(sent) = worker.jobs.pop_front() {
+                sent.job.reply.send(chunk_result(reply));
             }
             if self.options.maxtasksperchild == Some(worker.finished) {
                 let _ = worker.conn.send_bytes(&[EXIT]);
@@ -413,6 +451,10 @@ impl Manager {
     /// A worker's socket broke: wait for it to end, fail the job it was running, and give
     /// the jobs it had not started to others; or, in a pool that breaks, break it. The
     /// worker is replaced at the top of the next round.
+    ///
+    /// The job it was running is its first unanswered one, or a later one sent as more of
+    /// that job's call, whose replies it may have held back: those fail together, which is
+    /// one failure to the caller, who sees that call's results only all together.
     fn lost(&mut self, index: usize) {
         let worker = &mut self.workers[index];
         if worker.ended {
@@ -429,15 +471,19 @@ impl Manager {
             });
             return;
         }
-        if let Some(job) = worker.jobs.pop_front() {
-            job.fail(&Error::WorkerDied {
-                worker: name,
-                status,
-            });
+        let error = Error::WorkerDied {
+            worker: name,
+            status,
+        };
+        let mut jobs = std::mem::take(&mut worker.jobs);
+        let ran = 1 + jobs.iter().skip(1).take_while(|sent| sent.more).count();
+        for sent in jobs.drain(..ran.min(jobs.len())) {
+            sent.job.fail(&error);
         }
-        // A worker answers in order, so the others were never started.
-        for job in worker.jobs.drain(..).rev() {
-            self.queue.push_front(job);
+        // A worker answers in order, and sends what it held before it starts a job of
+        // another call, so the others were never started.
+        for sent in jobs.into_iter().rev() {
+            self.queue.push_front(sent.job);
         }
         worker.outbox.clear();
     }
@@ -479,8 +525,8 @@ impl Manager {
         }
         for worker in self.workers.drain(..) {
             end(&worker.process, TERMINATE_GRACE);
-            for job in worker.jobs {
-                job.fail(error);
+            for sent in worker.jobs {
+                sent.job.fail(error);
             }
         }
         for job in self.queue.drain(..) {

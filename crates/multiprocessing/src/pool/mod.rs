@@ -38,7 +38,7 @@ use crate::start::StartMethod;
 use crate::sync::lock;
 use crate::task::{Task, TaskRef};
 use crate::window::{EncodedChunk, Pending, SendChunk, Window};
-use manager::Command;
+use manager::{CallId, Command};
 use results::{Part, finish_all, finish_one};
 
 pub(crate) use manager::{Job, Reply};
@@ -541,10 +541,13 @@ impl Pool {
         if chunksize == 0 {
             return Err(Error::InvalidChunksize);
         }
+        // The result is seen only once every chunk is in: the chunks are one call.
+        let call = (args.len() > chunksize).then(CallId::new);
         let parts = args
             .chunks(chunksize)
             .map(|chunk| {
-                let completion = self.submit_chunk(task, codec::encode(chunk)?, chunk.len())?;
+                let completion =
+                    self.submit_part(task, codec::encode(chunk)?, chunk.len(), call)?;
                 Ok(Part {
                     completion,
                     count: chunk.len(),
@@ -557,18 +560,31 @@ impl Pool {
         })
     }
 
-    /// Sends one chunk; its completion gets the encoded results.
+    /// Sends one chunk, whose result is seen on its own; its completion gets the encoded
+    /// results.
     pub(crate) fn submit_chunk(
         &self,
         task: TaskRef,
         args: Vec<u8>,
         count: usize,
     ) -> Result<Completion<Vec<u8>>> {
+        self.submit_part(task, args, count, None)
+    }
+
+    /// Sends one chunk, a part of `call` if given; its completion gets the encoded results.
+    fn submit_part(
+        &self,
+        task: TaskRef,
+        args: Vec<u8>,
+        count: usize,
+        call: Option<CallId>,
+    ) -> Result<Completion<Vec<u8>>> {
         let (completion, completer) = completion(Some(&self.dispatcher));
         self.submit(Job {
             task,
             args,
             count,
+            call,
             reply: Box::new(completer),
         })?;
         Ok(completion)
