@@ -2,10 +2,10 @@
 //! work, collects the results, and replaces the workers that die.
 
 use std::collections::VecDeque;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -121,12 +121,32 @@ pub(super) enum Command {
     Terminate,
 }
 
+/// How callers wake the manager: a byte written to a socket it polls, but only when none is
+/// waiting to be read already, so that a burst of commands costs one write, not one each.
+pub(super) struct Waker {
+    stream: UnixStream,
+    /// Raised by the caller that writes the byte, lowered by the manager once it has read
+    /// it.
+    woken: Arc<AtomicBool>,
+}
+
+impl Waker {
+    /// Wakes the manager, after a command sent; never waits, and takes no lock.
+    pub(super) fn wake(&self) {
+        // The manager lowers the flag after reading the socket and before taking commands:
+        // a caller who finds it up sent its command before then, and the manager takes it.
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            let _ = (&self.stream).write(&[1]);
+        }
+    }
+}
+
 /// The pool's side of a running manager thread.
 pub(super) struct Handle {
     /// Where commands go; the manager reads them after each wake-up.
     pub(super) commands: Sender<Command>,
-    /// Written to after each command, to wake the manager from `poll`; never blocks.
-    pub(super) wake: UnixStream,
+    /// Wakes the manager from `poll` after a command; never blocks.
+    pub(super) wake: Waker,
     /// Set when the pool has broken: why.
     pub(super) broken: Arc<OnceLock<Error>>,
     pub(super) thread: JoinHandle<()>,
@@ -144,10 +164,12 @@ pub(super) fn start(options: Options) -> Result<Handle> {
             .map_err(Error::io("cannot make the pool's wake-up"))?;
     }
     let broken = Arc::new(OnceLock::new());
+    let woken = Arc::new(AtomicBool::new(false));
     let mut manager = Manager {
         broken: broken.clone(),
         inbox,
         wake: wake_reader,
+        woken: woken.clone(),
         wake_writer_fd: wake_writer.as_raw_fd(),
         workers: Vec::new(),
         queue: VecDeque::new(),
@@ -190,7 +212,10 @@ pub(super) fn start(options: Options) -> Result<Handle> {
     }
     Ok(Handle {
         commands,
-        wake: wake_writer,
+        wake: Waker {
+            stream: wake_writer,
+            woken,
+        },
         broken,
         thread,
     })
@@ -222,6 +247,8 @@ struct Manager {
     broken: Arc<OnceLock<Error>>,
     inbox: Receiver<Command>,
     wake: UnixStream,
+    /// Up from a caller's write to `wake` until the manager has read it; see [`Waker`].
+    woken: Arc<AtomicBool>,
     /// The other end of `wake`, which workers must not keep open.
     wake_writer_fd: RawFd,
     workers: Vec<Worker>,
@@ -414,6 +441,11 @@ impl Manager {
             if index == 0 {
                 let mut drain = [0; 64];
                 while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
+                // Lowered after the read, so that a caller who finds it down writes a byte
+                // this read did not take. A swap, not a store: it reads what the last
+                // caller's swap wrote, so that caller's command is visible to the
+                // `try_recv`s at the top of the next round.
+                self.woken.swap(false, Ordering::Acquire);
             } else if events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
             {
                 self.collect(index - 1);

@@ -21,9 +21,7 @@ mod manager;
 mod results;
 mod worker;
 
-use std::io::Write;
 use std::marker::PhantomData;
-use std::os::unix::net::UnixStream;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -38,7 +36,7 @@ use crate::start::StartMethod;
 use crate::sync::lock;
 use crate::task::{Task, TaskRef};
 use crate::window::{EncodedChunk, Pending, SendChunk, Window};
-use manager::{CallId, Command};
+use manager::{CallId, Command, Waker};
 use results::{Part, finish_all, finish_one};
 
 pub(crate) use manager::{Job, Reply};
@@ -171,8 +169,8 @@ pub struct Pool {
     /// worker could be started): why.
     broken: Arc<OnceLock<Error>>,
     commands: Mutex<Commands>,
-    /// Written to after each command, to wake the manager from `poll`; never blocks.
-    wake: UnixStream,
+    /// Wakes the manager from `poll` after each command; never blocks.
+    wake: Waker,
     manager: Mutex<Option<JoinHandle<()>>>,
     /// Runs the callbacks of results, off the manager thread.
     dispatcher: Dispatcher,
@@ -610,7 +608,7 @@ impl Pool {
 
     /// Wakes the manager; never waits, and takes no lock.
     fn wake_manager(&self) {
-        let _ = (&self.wake).write(&[1]);
+        self.wake.wake();
     }
 }
 
