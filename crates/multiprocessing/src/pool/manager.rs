@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use super::OnWorkerDeath;
+use super::ahead::Ahead;
 use super::results::ChunkResult;
 use super::worker::{EXIT, chunk_result, run_frame, worker_main};
 use crate::completion::Completer;
@@ -25,11 +26,6 @@ use crate::task::TaskRef;
 
 /// How long terminated workers get to end before they are killed.
 const TERMINATE_GRACE: Duration = Duration::from_secs(1);
-
-/// How many inputs a worker may be sent ahead of its results (but always one chunk), so that
-/// a worker running small tasks does not sit idle while its last result travels back and the
-/// next task travels out. Large chunks go one at a time, which keeps the load balanced.
-const ITEMS_AHEAD: usize = 4;
 
 /// How many times in a row the pool tries to start a worker in place of one that ended,
 /// before it gives the place up.
@@ -227,6 +223,8 @@ struct Worker {
     conn: Connection,
     /// The jobs sent to it, oldest (the one it runs) first; it answers them in order.
     jobs: VecDeque<Sent>,
+    /// How many inputs those hold, and how many it may hold.
+    ahead: Ahead,
     /// Frames not yet taken by its socket. The manager never waits to write, since the
     /// worker may be waiting for the manager to read.
     outbox: Vec<u8>,
@@ -333,7 +331,8 @@ impl Manager {
     /// Gives queued jobs to workers with room for them, the least busy first. A busy worker
     /// is sent work ahead only while there is more queued than there are workers, so that
     /// a job never waits behind another on one worker while a second worker could be idle,
-    /// and never a job that could still be cancelled.
+    /// never a job that could still be cancelled, and only as much as its pace allows (see
+    /// [`Ahead`]).
     ///
     /// The frames of a round go to each worker's outbox and out in one write per worker.
     fn dispatch(&mut self) {
@@ -367,6 +366,7 @@ impl Manager {
             } else {
                 worker.outbox.extend_from_slice(&frame);
             }
+            worker.ahead.sent(job.count, Instant::now);
             worker.jobs.push_back(Sent { job, more });
             worker.sent += 1;
         }
@@ -384,12 +384,9 @@ impl Manager {
             .iter()
             .enumerate()
             .filter(|(_, worker)| !worker.ended && worker.sent < limit)
-            .map(|(index, worker)| (worker.jobs.iter().map(|sent| sent.job.count).sum(), index))
-            .filter(|&(ahead, index): &(usize, usize)| {
-                self.workers[index].jobs.is_empty() || (plenty && ahead + next <= ITEMS_AHEAD)
-            })
-            .min()
-            .map(|(_, index)| index)
+            .filter(|(_, worker)| worker.jobs.is_empty() || (plenty && worker.ahead.has_room(next)))
+            .min_by_key(|(_, worker)| worker.ahead.held())
+            .map(|(index, _)| index)
     }
 
     /// Writes what the worker's socket takes of its outbox; notes it if it died.
@@ -457,6 +454,8 @@ impl Manager {
 
     /// Reads a worker's replies (all that have arrived), or learns that it died.
     fn collect(&mut self, index: usize) {
+        let now = Instant::now();
+        let mut answered = 0;
         loop {
             let worker = &mut self.workers[index];
             if worker.ended {
@@ -467,6 +466,7 @@ impl Manager {
             };
             worker.finished += 1;
             if let Some(sent) = worker.jobs.pop_front() {
+                answered += sent.job.count;
                 sent.job.reply.send(chunk_result(reply));
             }
             if self.options.maxtasksperchild == Some(worker.finished) {
@@ -475,6 +475,7 @@ impl Manager {
                 return;
             }
             if !worker.conn.has_read_ahead() {
+                worker.ahead.answered(answered, now);
                 return;
             }
         }
@@ -610,6 +611,7 @@ impl Manager {
             process,
             conn,
             jobs: VecDeque::new(),
+            ahead: Ahead::default(),
             outbox: Vec::new(),
             sent: 0,
             finished: 0,

@@ -17,6 +17,7 @@
 //! (`worker.rs`, the worker's loop and the frames both sides exchange); the encoded results
 //! come back to the job's completion, and the caller decodes them (`results.rs`).
 
+mod ahead;
 mod manager;
 mod results;
 mod worker;
