@@ -357,7 +357,8 @@ impl Pool {
                 chunksize,
                 2 * self.processes,
                 self.chunk_sender(Task::new(f).to_ref()),
-            ),
+            )
+            .with_inputs_ahead(self.inputs_ahead()),
         }
     }
 
@@ -396,7 +397,8 @@ impl Pool {
                 chunksize,
                 2 * self.processes,
                 self.chunk_sender(Task::new(f).to_ref()),
-            ),
+            )
+            .with_inputs_ahead(self.inputs_ahead()),
         }
     }
 
@@ -506,6 +508,12 @@ impl Pool {
     /// How many workers the pool keeps.
     pub(crate) fn processes(&self) -> usize {
         self.processes
+    }
+
+    /// How many inputs a lazy map keeps in flight besides two chunks a worker: what the
+    /// workers may be sent ahead of need when they run small tasks quickly.
+    pub(crate) fn inputs_ahead(&self) -> usize {
+        self.processes * ahead::MOST
     }
 
     /// The thread that runs this pool's callbacks.
