@@ -56,6 +56,8 @@ struct State<T> {
     phase: Phase,
     value: Option<Result<T>>,
     callbacks: Vec<Callback>,
+    /// How many threads wait in [`Completion::wait`].
+    waiters: usize,
 }
 
 struct Shared<T> {
@@ -91,6 +93,7 @@ pub(crate) fn completion<T>(dispatcher: Option<&Dispatcher>) -> (Completion<T>, 
             phase: Phase::Pending,
             value: None,
             callbacks: Vec::new(),
+            waiters: 0,
         }),
         changed: Condvar::new(),
     });
@@ -122,10 +125,18 @@ impl<T> Completion<T> {
 
     /// Waits until the value is in or `deadline` passes (never, for `None`); whether it is in.
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
-        wait_until(&self.shared.changed, self.state(), deadline, |state| {
+        let mut state = self.state();
+        if state.phase.is_done() {
+            return true;
+        }
+        // Counted, so that a value set with nobody waiting costs no wake-up, a system call.
+        state.waiters += 1;
+        let woken = wait_until(&self.shared.changed, state, deadline, |state| {
             state.phase.is_done()
-        })
-        .is_some()
+        });
+        let done = woken.is_some();
+        woken.unwrap_or_else(|| self.state()).waiters -= 1;
+        done
     }
 
     /// Calls `read` with the value, if it is in and not taken.
@@ -212,9 +223,12 @@ impl<T> Completer<T> {
         state.phase = Phase::Done;
         state.value = Some(value);
         let callbacks = std::mem::take(&mut state.callbacks);
+        let waiting = state.waiters > 0;
         // Wake the waiters after letting go of the lock, or they wake only to wait for it.
         drop(state);
-        shared.changed.notify_all();
+        if waiting {
+            shared.changed.notify_all();
+        }
         let (user, inline): (Vec<_>, Vec<_>) =
             callbacks.into_iter().partition(|callback| callback.user);
         run_all(inline.into_iter().map(|callback| callback.call));
@@ -329,6 +343,31 @@ mod tests {
             matches!(outcome, Some(Err(Error::ResultLost))),
             "{outcome:?}"
         );
+    }
+
+    #[test]
+    fn a_waiter_is_counted_while_it_waits_and_woken_by_the_value() {
+        let (completion, completer) = super::completion::<u32>(None);
+        assert!(!completion.wait(Some(Instant::now() + Duration::from_millis(1))));
+        assert_eq!(
+            completion.state().waiters,
+            0,
+            "a wait that timed out is not counted"
+        );
+        let (sender, woken) = mpsc::channel();
+        let waiter = {
+            let completion = completion.clone();
+            std::thread::spawn(move || sender.send(completion.wait(None)))
+        };
+        let counted = Instant::now() + Duration::from_secs(60);
+        while completion.state().waiters == 0 {
+            assert!(Instant::now() < counted, "the waiter was never counted");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        completer.set(Ok(5));
+        assert_eq!(woken.recv_timeout(Duration::from_secs(60)), Ok(true));
+        waiter.join().unwrap().unwrap();
+        assert_eq!(completion.state().waiters, 0);
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub(crate) struct Window<'a, A, R, I> {
     send: SendChunk<'a, A, R>,
     pub(crate) chunksize: usize,
     ahead: usize,
+    /// Inputs to keep in flight besides `ahead` chunks, as whole chunks of `chunksize`.
+    inputs_ahead: usize,
     order: Order,
     /// Chunks in flight, oldest first, each with its number.
     pending: VecDeque<(u64, Box<dyn Pending<R> + 'a>)>,
@@ -117,6 +119,7 @@ impl<'a, A, R, I: Iterator<Item = A>> Window<'a, A, R, I> {
             send,
             chunksize,
             ahead: ahead.max(1),
+            inputs_ahead: 0,
             order: Order::Input,
             pending: VecDeque::new(),
             sent: 0,
@@ -139,6 +142,13 @@ impl<'a, A, R, I: Iterator<Item = A>> Window<'a, A, R, I> {
             order: Order::Completion { sender, done },
             ..Window::new(inputs, chunksize, ahead, send)
         }
+    }
+
+    /// Keeps as many more chunks in flight as hold `inputs` inputs, in the chunk size it
+    /// has when it starts: room for the work a pool sends its workers ahead of need.
+    pub(crate) fn with_inputs_ahead(mut self, inputs: usize) -> Self {
+        self.inputs_ahead = inputs;
+        self
     }
 
     /// Ends the iteration: later calls give `None`.
@@ -175,9 +185,11 @@ impl<'a, A, R, I: Iterator<Item = A>> Window<'a, A, R, I> {
         self.ready.pop_front()
     }
 
-    /// Sends chunks until `ahead` are in flight or the inputs run out.
+    /// Sends chunks until `ahead` are in flight (and those that hold `inputs_ahead`) or the
+    /// inputs run out.
     fn top_up(&mut self) -> Result<()> {
-        while !self.exhausted && self.pending.len() < self.ahead {
+        let ahead = self.ahead + self.inputs_ahead / self.chunksize;
+        while !self.exhausted && self.pending.len() < ahead {
             let chunk: Vec<A> = self.inputs.by_ref().take(self.chunksize).collect();
             if chunk.is_empty() {
                 self.exhausted = true;

@@ -149,6 +149,21 @@ fn map_is_ordered_chunked_and_bounded_by_its_timeout() {
 }
 
 #[test]
+fn a_map_of_many_small_calls_comes_back_in_order() {
+    // Many calls in flight at once, in batches to each worker and back.
+    let executor = ProcessPoolExecutor::new(2).unwrap();
+    let serial: Vec<u64> = (0..5000).map(square).collect();
+    let results: Vec<u64> = executor.map(square, 0..5000).map(Result::unwrap).collect();
+    assert_eq!(results, serial);
+    let chunked: Vec<u64> = executor
+        .map(square, 0..5000)
+        .chunksize(3)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(chunked, serial);
+}
+
+#[test]
 fn wait_and_as_completed() {
     let executor = ProcessPoolExecutor::new(2).unwrap();
     let futures = vec![

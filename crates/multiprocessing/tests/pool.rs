@@ -1,5 +1,6 @@
 //! `Pool` as a user sees it: every method against a plain serial `map`, errors, empty and
-//! endless inputs, worker recycling, and a worker killed in the middle of `map`.
+//! endless inputs, worker recycling, small tasks in batches, and a worker killed in the middle
+//! of `map` or of a batch.
 
 mod common;
 
@@ -247,6 +248,107 @@ fn no_worker_outlives_the_pool() {
 
 fn echo(bytes: Vec<u8>) -> Vec<u8> {
     bytes
+}
+
+#[test]
+fn many_small_tasks_in_chunks_of_one_come_back_in_order() {
+    // Small tasks travel in batches, both ways, many frames to a read or a write; frames of
+    // many sizes end and start anywhere in a read.
+    let inputs: Vec<Vec<u8>> = (0..2000u32)
+        .map(|i| vec![i as u8; (i as usize * 37) % 5000])
+        .collect();
+    for processes in [1, 2] {
+        let pool = Pool::new(processes).unwrap();
+        assert_eq!(
+            pool.map_chunked(square, 0..10_000, 1).unwrap(),
+            serial(0..10_000)
+        );
+        assert_eq!(pool.map_chunked(echo, inputs.clone(), 1).unwrap(), inputs);
+        let imapped: Vec<Vec<u8>> = pool
+            .imap(echo, inputs.clone())
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(imapped, inputs);
+    }
+}
+
+#[test]
+fn a_slow_task_does_not_hold_back_a_result_its_worker_has_done() {
+    let pool = Pool::new(1).unwrap();
+    // While the worker naps, the next two calls are sent ahead to it, and it reads them in
+    // one go; the first is answered before the slow one starts.
+    let _nap = pool.apply_async(nap, 300).unwrap();
+    let before = pool.apply_async(square, 3).unwrap();
+    let slow = pool.apply_async(nap, 60_000).unwrap();
+    let after = pool.apply_async(square, 4).unwrap();
+    assert_eq!(before.get_timeout(PATIENCE).unwrap(), 9);
+    assert!(!slow.ready(), "the slow task finished first");
+    assert!(!after.ready(), "a task ran before the one sent ahead of it");
+    pool.terminate();
+    assert!(matches!(
+        slow.get_timeout(PATIENCE),
+        Err(Error::PoolTerminated)
+    ));
+}
+
+#[test]
+fn a_slow_task_does_not_hold_back_a_map_its_worker_has_done() {
+    let pool = Pool::new(1).unwrap();
+    // As above, with a map's two chunks before the slow call: the worker may answer the two
+    // together, but before the slow one starts.
+    let _nap = pool.apply_async(nap, 300).unwrap();
+    let map = pool.map_async(square, 0..2).unwrap();
+    let slow = pool.apply_async(nap, 60_000).unwrap();
+    let _after = pool.apply_async(square, 4).unwrap();
+    assert_eq!(map.get_timeout(PATIENCE).unwrap(), [0, 1]);
+    assert!(!slow.ready(), "the slow task finished first");
+    pool.terminate();
+}
+
+/// Notes `x` in the file at `path`, then does what `die_on_13` does.
+fn note_and_die_on_13((path, x): (String, u64)) -> u64 {
+    use std::io::Write;
+    let mut notes = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    writeln!(notes, "{x}").unwrap();
+    die_on_13(x)
+}
+
+#[test]
+fn a_worker_killed_in_the_middle_of_a_batch_fails_one_call_and_the_rest_complete() {
+    let pool = Pool::new(1).unwrap();
+    // Submitted together, these may reach the worker in one read.
+    let inputs = [1, 2, 13, 3, 4];
+    let calls: Vec<_> = inputs
+        .iter()
+        .map(|&x| pool.apply_async(die_on_13, x).unwrap())
+        .collect();
+    for (&x, call) in inputs.iter().zip(&calls) {
+        match (x, call.get_timeout(PATIENCE)) {
+            (13, Err(Error::WorkerDied { status, .. })) => {
+                assert_eq!(status, ExitStatus::Signaled(libc::SIGKILL));
+            }
+            (13, other) => panic!("the call of 13: {other:?}"),
+            (x, result) => assert_eq!(result.unwrap(), x * 10),
+        }
+    }
+    // In a map in chunks of 1, the worker answers many chunks with one write. The map fails,
+    // and the task that killed its worker is not run again on the next one.
+    let notes = std::env::temp_dir().join(format!("pool-batch-death-{}", std::process::id()));
+    let path = notes.to_string_lossy().into_owned();
+    let outcome = pool.map_chunked(note_and_die_on_13, (0..40).map(|x| (path.clone(), x)), 1);
+    let ran = std::fs::read_to_string(&notes).unwrap_or_default();
+    let _ = std::fs::remove_file(&notes);
+    assert!(
+        matches!(outcome, Err(Error::WorkerDied { .. })),
+        "{outcome:?}"
+    );
+    let runs = ran.lines().filter(|line| *line == "13").count();
+    assert_eq!(runs, 1, "the task that killed its worker ran {runs} times");
+    assert_eq!(pool.map_chunked(square, 0..100, 1).unwrap(), serial(0..100));
 }
 
 #[test]

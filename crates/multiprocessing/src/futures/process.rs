@@ -127,6 +127,7 @@ impl ProcessPoolExecutor {
             task: Task::new(f).to_ref(),
             args,
             count: 1,
+            call: None,
             reply: Box::new(FutureReply(completer)),
         })?;
         Ok(future)
@@ -154,16 +155,12 @@ impl ProcessPoolExecutor {
                 _result: PhantomData,
             }))
         };
-        Map::new(Window::new(
-            inputs.into_iter(),
-            1,
-            2 * self.workers(),
-            Box::new(send),
-        ))
-    }
-
-    fn workers(&self) -> usize {
-        self.pool.as_ref().map_or(1, Pool::processes)
+        let pool = self.pool.as_ref();
+        let workers = pool.map_or(1, Pool::processes);
+        Map::new(
+            Window::new(inputs.into_iter(), 1, 2 * workers, Box::new(send))
+                .with_inputs_ahead(pool.map_or(0, Pool::inputs_ahead)),
+        )
     }
 
     /// Stops taking calls: Python's `shutdown(wait, cancel_futures)`. With `cancel_futures`,

@@ -2,17 +2,19 @@
 //! work, collects the results, and replaces the workers that die.
 
 use std::collections::VecDeque;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use super::OnWorkerDeath;
+use super::ahead::Ahead;
 use super::results::ChunkResult;
 use super::worker::{EXIT, chunk_result, run_frame, worker_main};
 use crate::completion::Completer;
@@ -24,11 +26,6 @@ use crate::task::TaskRef;
 
 /// How long terminated workers get to end before they are killed.
 const TERMINATE_GRACE: Duration = Duration::from_secs(1);
-
-/// How many inputs a worker may be sent ahead of its results (but always one chunk), so that
-/// a worker running small tasks does not sit idle while its last result travels back and the
-/// next task travels out. Large chunks go one at a time, which keeps the load balanced.
-const ITEMS_AHEAD: usize = 4;
 
 /// How many times in a row the pool tries to start a worker in place of one that ended,
 /// before it gives the place up.
@@ -79,7 +76,31 @@ pub(crate) struct Job {
     pub(crate) args: Vec<u8>,
     /// How many arguments that is.
     pub(crate) count: usize,
+    /// The call this chunk is one of, when that call's results are seen only all together
+    /// (a `map`): a worker may then hold one chunk's results back while it runs the next
+    /// chunk of the same call. `None` for a chunk whose result is seen on its own.
+    pub(crate) call: Option<CallId>,
     pub(crate) reply: Box<dyn Reply>,
+}
+
+/// Names one call of several chunks; see [`Job::call`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CallId(u64);
+
+impl CallId {
+    /// A name no other call of this process has.
+    pub(crate) fn new() -> CallId {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        CallId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A job sent to a worker.
+struct Sent {
+    job: Job,
+    /// Sent as more of the call of the job sent just before it: the worker may have held
+    /// that job's reply back while it ran this one.
+    more: bool,
 }
 
 impl Job {
@@ -96,12 +117,32 @@ pub(super) enum Command {
     Terminate,
 }
 
+/// How callers wake the manager: a byte written to a socket it polls, but only when none is
+/// waiting to be read already, so that a burst of commands costs one write, not one each.
+pub(super) struct Waker {
+    stream: UnixStream,
+    /// Raised by the caller that writes the byte, lowered by the manager once it has read
+    /// it.
+    woken: Arc<AtomicBool>,
+}
+
+impl Waker {
+    /// Wakes the manager, after a command sent; never waits, and takes no lock.
+    pub(super) fn wake(&self) {
+        // The manager lowers the flag after reading the socket and before taking commands:
+        // a caller who finds it up sent its command before then, and the manager takes it.
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            let _ = (&self.stream).write(&[1]);
+        }
+    }
+}
+
 /// The pool's side of a running manager thread.
 pub(super) struct Handle {
     /// Where commands go; the manager reads them after each wake-up.
     pub(super) commands: Sender<Command>,
-    /// Written to after each command, to wake the manager from `poll`; never blocks.
-    pub(super) wake: UnixStream,
+    /// Wakes the manager from `poll` after a command; never blocks.
+    pub(super) wake: Waker,
     /// Set when the pool has broken: why.
     pub(super) broken: Arc<OnceLock<Error>>,
     pub(super) thread: JoinHandle<()>,
@@ -119,10 +160,12 @@ pub(super) fn start(options: Options) -> Result<Handle> {
             .map_err(Error::io("cannot make the pool's wake-up"))?;
     }
     let broken = Arc::new(OnceLock::new());
+    let woken = Arc::new(AtomicBool::new(false));
     let mut manager = Manager {
         broken: broken.clone(),
         inbox,
         wake: wake_reader,
+        woken: woken.clone(),
         wake_writer_fd: wake_writer.as_raw_fd(),
         workers: Vec::new(),
         queue: VecDeque::new(),
@@ -165,7 +208,10 @@ pub(super) fn start(options: Options) -> Result<Handle> {
     }
     Ok(Handle {
         commands,
-        wake: wake_writer,
+        wake: Waker {
+            stream: wake_writer,
+            woken,
+        },
         broken,
         thread,
     })
@@ -176,7 +222,9 @@ struct Worker {
     process: Process,
     conn: Connection,
     /// The jobs sent to it, oldest (the one it runs) first; it answers them in order.
-    jobs: VecDeque<Job>,
+    jobs: VecDeque<Sent>,
+    /// How many inputs those hold, and how many it may hold.
+    ahead: Ahead,
     /// Frames not yet taken by its socket. The manager never waits to write, since the
     /// worker may be waiting for the manager to read.
     outbox: Vec<u8>,
@@ -197,6 +245,8 @@ struct Manager {
     broken: Arc<OnceLock<Error>>,
     inbox: Receiver<Command>,
     wake: UnixStream,
+    /// Up from a caller's write to `wake` until the manager has read it; see [`Waker`].
+    woken: Arc<AtomicBool>,
     /// The other end of `wake`, which workers must not keep open.
     wake_writer_fd: RawFd,
     workers: Vec<Worker>,
@@ -281,7 +331,10 @@ impl Manager {
     /// Gives queued jobs to workers with room for them, the least busy first. A busy worker
     /// is sent work ahead only while there is more queued than there are workers, so that
     /// a job never waits behind another on one worker while a second worker could be idle,
-    /// and never a job that could still be cancelled.
+    /// never a job that could still be cancelled, and only as much as its pace allows (see
+    /// [`Ahead`]).
+    ///
+    /// The frames of a round go to each worker's outbox and out in one write per worker.
     fn dispatch(&mut self) {
         while let Some(front) = self.queue.front() {
             let (next, cancellable) = (front.count, front.reply.cancellable());
@@ -293,9 +346,14 @@ impl Manager {
                 continue;
             }
             let worker = &mut self.workers[index];
+            let more = job.call.is_some()
+                && worker
+                    .jobs
+                    .back()
+                    .is_some_and(|last| last.job.call == job.call);
             let frame = match worker
                 .conn
-                .frame(&run_frame(&job.task.to_bytes(), &job.args))
+                .frame(&run_frame(&job.task.to_bytes(), &job.args, more))
             {
                 Ok(frame) => frame,
                 Err(error) => {
@@ -303,9 +361,16 @@ impl Manager {
                     continue;
                 }
             };
-            worker.outbox.extend_from_slice(&frame);
-            worker.jobs.push_back(job);
+            if worker.outbox.is_empty() {
+                worker.outbox = frame;
+            } else {
+                worker.outbox.extend_from_slice(&frame);
+            }
+            worker.ahead.sent(job.count, Instant::now);
+            worker.jobs.push_back(Sent { job, more });
             worker.sent += 1;
+        }
+        for index in 0..self.workers.len() {
             self.flush(index);
         }
     }
@@ -319,12 +384,9 @@ impl Manager {
             .iter()
             .enumerate()
             .filter(|(_, worker)| !worker.ended && worker.sent < limit)
-            .map(|(index, worker)| (worker.jobs.iter().map(|job| job.count).sum(), index))
-            .filter(|&(ahead, index): &(usize, usize)| {
-                self.workers[index].jobs.is_empty() || (plenty && ahead + next <= ITEMS_AHEAD)
-            })
-            .min()
-            .map(|(_, index)| index)
+            .filter(|(_, worker)| worker.jobs.is_empty() || (plenty && worker.ahead.has_room(next)))
+            .min_by_key(|(_, worker)| worker.ahead.held())
+            .map(|(index, _)| index)
     }
 
     /// Writes what the worker's socket takes of its outbox; notes it if it died.
@@ -376,6 +438,11 @@ impl Manager {
             if index == 0 {
                 let mut drain = [0; 64];
                 while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
+                // Lowered after the read, so that a caller who finds it down writes a byte
+                // this read did not take. A swap, not a store: it reads what the last
+                // caller's swap wrote, so that caller's command is visible to the
+                // `try_recv`s at the top of the next round.
+                self.woken.swap(false, Ordering::Acquire);
             } else if events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
             {
                 self.collect(index - 1);
@@ -387,6 +454,8 @@ impl Manager {
 
     /// Reads a worker's replies (all that have arrived), or learns that it died.
     fn collect(&mut self, index: usize) {
+        let now = Instant::now();
+        let mut answered = 0;
         loop {
             let worker = &mut self.workers[index];
             if worker.ended {
@@ -396,8 +465,9 @@ impl Manager {
                 return self.lost(index);
             };
             worker.finished += 1;
-            if let Some(job) = worker.jobs.pop_front() {
-                job.reply.send(chunk_result(reply));
+            if let Some(sent) = worker.jobs.pop_front() {
+                answered += sent.job.count;
+                sent.job.reply.send(chunk_result(reply));
             }
             if self.options.maxtasksperchild == Some(worker.finished) {
                 let _ = worker.conn.send_bytes(&[EXIT]);
@@ -405,6 +475,7 @@ impl Manager {
                 return;
             }
             if !worker.conn.has_read_ahead() {
+                worker.ahead.answered(answered, now);
                 return;
             }
         }
@@ -413,6 +484,10 @@ impl Manager {
     /// A worker's socket broke: wait for it to end, fail the job it was running, and give
     /// the jobs it had not started to others; or, in a pool that breaks, break it. The
     /// worker is replaced at the top of the next round.
+    ///
+    /// The job it was running is its first unanswered one, or a later one sent as more of
+    /// that job's call, whose replies it may have held back: those fail together, which is
+    /// one failure to the caller, who sees that call's results only all together.
     fn lost(&mut self, index: usize) {
         let worker = &mut self.workers[index];
         if worker.ended {
@@ -429,15 +504,19 @@ impl Manager {
             });
             return;
         }
-        if let Some(job) = worker.jobs.pop_front() {
-            job.fail(&Error::WorkerDied {
-                worker: name,
-                status,
-            });
+        let error = Error::WorkerDied {
+            worker: name,
+            status,
+        };
+        let mut jobs = std::mem::take(&mut worker.jobs);
+        let ran = 1 + jobs.iter().skip(1).take_while(|sent| sent.more).count();
+        for sent in jobs.drain(..ran.min(jobs.len())) {
+            sent.job.fail(&error);
         }
-        // A worker answers in order, so the others were never started.
-        for job in worker.jobs.drain(..).rev() {
-            self.queue.push_front(job);
+        // A worker answers in order, and sends what it held before it starts a job of
+        // another call, so the others were never started.
+        for sent in jobs.into_iter().rev() {
+            self.queue.push_front(sent.job);
         }
         worker.outbox.clear();
     }
@@ -479,8 +558,8 @@ impl Manager {
         }
         for worker in self.workers.drain(..) {
             end(&worker.process, TERMINATE_GRACE);
-            for job in worker.jobs {
-                job.fail(error);
+            for sent in worker.jobs {
+                sent.job.fail(error);
             }
         }
         for job in self.queue.drain(..) {
@@ -532,6 +611,7 @@ impl Manager {
             process,
             conn,
             jobs: VecDeque::new(),
+            ahead: Ahead::default(),
             outbox: Vec::new(),
             sent: 0,
             finished: 0,

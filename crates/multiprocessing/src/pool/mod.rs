@@ -17,13 +17,12 @@
 //! (`worker.rs`, the worker's loop and the frames both sides exchange); the encoded results
 //! come back to the job's completion, and the caller decodes them (`results.rs`).
 
+mod ahead;
 mod manager;
 mod results;
 mod worker;
 
-use std::io::Write;
 use std::marker::PhantomData;
-use std::os::unix::net::UnixStream;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -38,7 +37,7 @@ use crate::start::StartMethod;
 use crate::sync::lock;
 use crate::task::{Task, TaskRef};
 use crate::window::{EncodedChunk, Pending, SendChunk, Window};
-use manager::Command;
+use manager::{CallId, Command, Waker};
 use results::{Part, finish_all, finish_one};
 
 pub(crate) use manager::{Job, Reply};
@@ -171,8 +170,8 @@ pub struct Pool {
     /// worker could be started): why.
     broken: Arc<OnceLock<Error>>,
     commands: Mutex<Commands>,
-    /// Written to after each command, to wake the manager from `poll`; never blocks.
-    wake: UnixStream,
+    /// Wakes the manager from `poll` after each command; never blocks.
+    wake: Waker,
     manager: Mutex<Option<JoinHandle<()>>>,
     /// Runs the callbacks of results, off the manager thread.
     dispatcher: Dispatcher,
@@ -358,7 +357,8 @@ impl Pool {
                 chunksize,
                 2 * self.processes,
                 self.chunk_sender(Task::new(f).to_ref()),
-            ),
+            )
+            .with_inputs_ahead(self.inputs_ahead()),
         }
     }
 
@@ -397,7 +397,8 @@ impl Pool {
                 chunksize,
                 2 * self.processes,
                 self.chunk_sender(Task::new(f).to_ref()),
-            ),
+            )
+            .with_inputs_ahead(self.inputs_ahead()),
         }
     }
 
@@ -509,6 +510,12 @@ impl Pool {
         self.processes
     }
 
+    /// How many inputs a lazy map keeps in flight besides two chunks a worker: what the
+    /// workers may be sent ahead of need when they run small tasks quickly.
+    pub(crate) fn inputs_ahead(&self) -> usize {
+        self.processes * ahead::MOST
+    }
+
     /// The thread that runs this pool's callbacks.
     pub(crate) fn dispatcher(&self) -> &Dispatcher {
         &self.dispatcher
@@ -541,10 +548,13 @@ impl Pool {
         if chunksize == 0 {
             return Err(Error::InvalidChunksize);
         }
+        // The result is seen only once every chunk is in: the chunks are one call.
+        let call = (args.len() > chunksize).then(CallId::new);
         let parts = args
             .chunks(chunksize)
             .map(|chunk| {
-                let completion = self.submit_chunk(task, codec::encode(chunk)?, chunk.len())?;
+                let completion =
+                    self.submit_part(task, codec::encode(chunk)?, chunk.len(), call)?;
                 Ok(Part {
                     completion,
                     count: chunk.len(),
@@ -557,18 +567,31 @@ impl Pool {
         })
     }
 
-    /// Sends one chunk; its completion gets the encoded results.
+    /// Sends one chunk, whose result is seen on its own; its completion gets the encoded
+    /// results.
     pub(crate) fn submit_chunk(
         &self,
         task: TaskRef,
         args: Vec<u8>,
         count: usize,
     ) -> Result<Completion<Vec<u8>>> {
+        self.submit_part(task, args, count, None)
+    }
+
+    /// Sends one chunk, a part of `call` if given; its completion gets the encoded results.
+    fn submit_part(
+        &self,
+        task: TaskRef,
+        args: Vec<u8>,
+        count: usize,
+        call: Option<CallId>,
+    ) -> Result<Completion<Vec<u8>>> {
         let (completion, completer) = completion(Some(&self.dispatcher));
         self.submit(Job {
             task,
             args,
             count,
+            call,
             reply: Box::new(completer),
         })?;
         Ok(completion)
@@ -594,7 +617,7 @@ impl Pool {
 
     /// Wakes the manager; never waits, and takes no lock.
     fn wake_manager(&self) {
-        let _ = (&self.wake).write(&[1]);
+        self.wake.wake();
     }
 }
 
