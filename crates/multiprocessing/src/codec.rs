@@ -94,6 +94,23 @@ pub fn encode_into<T: Serialize + ?Sized>(buffer: &mut Vec<u8>, value: &T) -> Re
         .map_err(encode_error)
 }
 
+/// Encodes `value` as two parts to be sent one after the other, without copying a block of
+/// bytes: then `scratch` holds its length and the second part is the block itself; anything
+/// else is encoded whole into `scratch`, and the second part is empty.
+pub(crate) fn encode_parts<'a, T: Serialize + ?Sized>(
+    scratch: &'a mut Vec<u8>,
+    value: &'a T,
+) -> Result<[&'a [u8]; 2]> {
+    if let Some(bytes) = as_block(value) {
+        let (length, size) = block_length(bytes.len());
+        scratch.clear();
+        scratch.extend_from_slice(&length[..size]);
+        return Ok([scratch, bytes]);
+    }
+    encode_into(scratch, value)?;
+    Ok([scratch, &[]])
+}
+
 /// Decodes a value of type `T` from all of `bytes`.
 ///
 /// # Errors
@@ -135,6 +152,47 @@ fn decode_limited<T: DeserializeOwned, const LIMIT: usize>(
     bytes: &[u8],
 ) -> std::result::Result<(T, usize), bincode::error::DecodeError> {
     bincode::serde::decode_from_slice(bytes, config().with_limit::<LIMIT>())
+}
+
+/// A message copied out of where it arrived (a queue's ring, a socket), by [`copy_out`].
+pub(crate) enum Copied<T> {
+    /// A block of bytes, read straight into its own vector: nothing is left to decode.
+    Value(T),
+    /// The encoded message, now in the scratch buffer given to [`copy_out`]: [`decode`] it.
+    Encoded,
+}
+
+/// Copies out a message of `size` bytes, which `append` reads in order: each call adds the
+/// next `count` bytes of the message to the end of the vector it is given. A block of bytes
+/// goes straight into a vector of its own; anything else into `scratch`, to be decoded later,
+/// out of any lock, since decoding runs the `Deserialize` code of the message's type.
+///
+/// A block's length must be the rest of the message, so nothing is allocated that the
+/// message does not hold; when it is not, the message is copied as any other, and decoding
+/// it reports the error.
+///
+/// # Errors
+///
+/// What `append` returns.
+pub(crate) fn copy_out<T>(
+    size: usize,
+    scratch: &mut Vec<u8>,
+    mut append: impl FnMut(&mut Vec<u8>, usize) -> Result<()>,
+) -> Result<Copied<T>> {
+    scratch.clear();
+    let Some(block) = Block::<T>::of() else {
+        append(scratch, size)?;
+        return Ok(Copied::Encoded);
+    };
+    append(scratch, size.min(MAX_LENGTH))?;
+    let Ok(start) = block_start(scratch, size) else {
+        append(scratch, size - scratch.len())?;
+        return Ok(Copied::Encoded);
+    };
+    let mut bytes = Vec::with_capacity(size - start);
+    bytes.extend_from_slice(&scratch[start..]);
+    append(&mut bytes, size - scratch.len())?;
+    Ok(Copied::Value(block.make(bytes)))
 }
 
 /// The most bytes a length takes, encoded: a marker, then a `u64`.
@@ -450,5 +508,52 @@ mod tests {
             assert!(as_block(&(text, vec![1u8])).is_none());
         }
         check(&String::from("borrowed"));
+    }
+
+    /// Copies `message` out as a queue or a pipe does, a few bytes at a time; returns what
+    /// came out and the scratch buffer.
+    fn copied<T>(message: &[u8]) -> (Copied<T>, Vec<u8>) {
+        let mut scratch = Vec::new();
+        let mut rest = message;
+        let copied = copy_out(message.len(), &mut scratch, |buffer, count| {
+            let (now, later) = rest.split_at(count);
+            buffer.extend_from_slice(now);
+            rest = later;
+            Ok(())
+        })
+        .unwrap();
+        assert!(rest.is_empty(), "the whole message is read");
+        (copied, scratch)
+    }
+
+    #[test]
+    fn copying_out_puts_a_block_in_place_and_leaves_the_rest_to_decode() {
+        for len in [0, 3, 300, 70_000] {
+            let bytes = vec![9u8; len];
+            let message = encode(&bytes).unwrap();
+            let (Copied::Value(out), _) = copied::<Vec<u8>>(&message) else {
+                panic!("a Vec<u8> is copied into place");
+            };
+            assert_eq!(out, bytes);
+            let (Copied::Value(out), _) = copied::<Bytes>(&message) else {
+                panic!("a Bytes is copied into place");
+            };
+            assert_eq!(out.0, bytes);
+            let (Copied::Encoded, scratch) = copied::<(Vec<u8>,)>(&message) else {
+                panic!("a tuple is decoded");
+            };
+            assert_eq!(decode::<(Vec<u8>,)>(&scratch).unwrap().0, bytes);
+        }
+        // A block whose length is wrong is left to decode, which reports it.
+        let mut message = encode(&vec![1u8; 300]).unwrap();
+        message.pop();
+        let (Copied::Encoded, scratch) = copied::<Vec<u8>>(&message) else {
+            panic!("a damaged block is not taken for one");
+        };
+        assert_eq!(scratch, message);
+        assert!(matches!(
+            decode::<Vec<u8>>(&scratch),
+            Err(Error::Decode { .. })
+        ));
     }
 }

@@ -4,8 +4,10 @@
 //! with a robust process-shared mutex beside it and a futex word for each thing a process
 //! may wait for: a message, room, every task done. [`Queue::put`] encodes the message (with
 //! [`codec`]) and copies the frame into the ring under the mutex; [`Queue::get`] copies the
-//! oldest frame out and decodes it. What this design buys, compared with Python's pipe and
-//! feeder thread:
+//! oldest frame out and decodes it once the mutex is released. A message that is a block of
+//! bytes (a `Vec<u8>`, a [`Bytes`](crate::Bytes)) is not encoded at all: it is copied from the
+//! sender's vector into the ring, then from the ring into the receiver's new vector, a copy
+//! in and a copy out. What this design buys, compared with Python's pipe and feeder thread:
 //!
 //! - **Nothing is sent late.** `put` encodes at once, so an error is returned by `put` itself;
 //!   Python pickles on a background thread and reports the error there, later.
@@ -49,7 +51,7 @@ use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec;
+use crate::codec::{self, Copied};
 use crate::error::{Error, Result};
 use crate::shm::Shared;
 use crate::start::descriptors::{self, Refused};
@@ -251,9 +253,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     fn put_until(&self, item: &T, deadline: Option<Instant>) -> Result<()> {
         self.check_open()?;
-        SCRATCH.with_borrow_mut(|bytes| {
-            codec::encode_into(bytes, item)?;
-            self.inner.put_bytes(bytes, deadline)
+        SCRATCH.with_borrow_mut(|scratch| {
+            let parts = codec::encode_parts(scratch, item)?;
+            self.inner.put_parts(&parts, deadline)
         })
     }
 
@@ -287,9 +289,18 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     fn get_until(&self, deadline: Option<Instant>) -> Result<T> {
         self.check_open()?;
-        SCRATCH.with_borrow_mut(|bytes| {
-            self.inner.get_bytes(bytes, deadline)?;
-            codec::decode(bytes)
+        SCRATCH.with_borrow_mut(|scratch| {
+            let copied = self.inner.get_with(deadline, |size, frame| {
+                codec::copy_out(size, scratch, |buffer, count| {
+                    frame.append(buffer, count);
+                    Ok(())
+                })
+            })?;
+            // Decoding runs the message type's own code: never under the mutex.
+            match copied {
+                Copied::Value(value) => Ok(value),
+                Copied::Encoded => codec::decode(scratch),
+            }
         })
     }
 }
@@ -634,15 +645,17 @@ impl Inner {
         }))
     }
 
-    fn put_bytes(&self, bytes: &[u8], deadline: Option<Instant>) -> Result<()> {
-        let size = bytes.len() as u64;
+    /// Puts one message made of `parts`, one after the other.
+    fn put_parts(&self, parts: &[&[u8]], deadline: Option<Instant>) -> Result<()> {
+        let size: usize = parts.iter().map(|part| part.len()).sum();
         let max_message = self.header_state_max_message();
-        if size > max_message {
+        if size as u64 > max_message {
             return Err(Error::MessageTooLarge {
-                size: bytes.len(),
+                size,
                 limit: max_message as usize,
             });
         }
+        let size = size as u64;
         let Some(mut guard) = self.lock(deadline)? else {
             return Err(Error::Full);
         };
@@ -659,9 +672,13 @@ impl Inner {
             }
         }
         guard.reserve(LENGTH + size)?;
-        let tail = guard.state().tail;
-        guard.write_at(tail, &size.to_le_bytes());
-        guard.write_at(tail + LENGTH, bytes);
+        let mut position = guard.state().tail;
+        guard.write_at(position, &size.to_le_bytes());
+        position += LENGTH;
+        for part in parts {
+            guard.write_at(position, part);
+            position += part.len() as u64;
+        }
         // Wake the getters before the message counts (see `SharedCondition::notify`).
         self.header.not_empty.notify();
         let state = guard.state();
@@ -671,7 +688,12 @@ impl Inner {
         Ok(())
     }
 
-    fn get_bytes(&self, bytes: &mut Vec<u8>, deadline: Option<Instant>) -> Result<()> {
+    /// Takes the oldest message: `copy` is given its size and copies it out of the ring.
+    fn get_with<R>(
+        &self,
+        deadline: Option<Instant>,
+        copy: impl FnOnce(usize, &mut Frame<'_, '_>) -> Result<R>,
+    ) -> Result<R> {
         let Some(mut guard) = self.lock(deadline)? else {
             return Err(Error::Empty);
         };
@@ -699,9 +721,12 @@ impl Inner {
                 ),
             });
         }
-        bytes.clear();
-        bytes.resize(size as usize, 0);
-        guard.read_at(head + LENGTH, bytes);
+        let mut frame = Frame {
+            guard: &mut guard,
+            position: head + LENGTH,
+            left: size,
+        };
+        let copied = copy(size as usize, &mut frame)?;
         if guard.state().maxsize > 0 {
             // Wake the putters before the room is made (see `SharedCondition::notify`).
             self.header.not_full.notify();
@@ -709,7 +734,7 @@ impl Inner {
         let state = guard.state();
         state.head += LENGTH + size;
         state.count -= 1;
-        Ok(())
+        Ok(copied)
     }
 
     /// The message limit, which never changes after the queue is made.
@@ -862,13 +887,28 @@ impl Guard<'_> {
 
     /// Copies bytes from the ring at `position` into `bytes`, wrapping at the end.
     fn read_at(&mut self, position: u64, bytes: &mut [u8]) {
+        // SAFETY: `bytes` is memory of ours, outside the ring, and all of it may be written.
+        unsafe { self.copy_from(position, bytes.as_mut_ptr(), bytes.len()) }
+    }
+
+    /// Copies `count` bytes from the ring at `position` to `destination`, wrapping at the
+    /// end. Copying out of the ring is always within the mapping; the caller checks that the
+    /// bytes are a message's.
+    ///
+    /// # Safety
+    ///
+    /// `destination` must be valid for writing `count` bytes, outside the ring, and `count`
+    /// at most the ring's capacity.
+    unsafe fn copy_from(&mut self, position: u64, destination: *mut u8, count: usize) {
         let (base, capacity) = self.mapped();
         let start = (position % capacity) as usize;
-        let first = bytes.len().min(capacity as usize - start);
-        // SAFETY: as in `write_at`; the caller checked that the bytes are in the queue.
+        let first = count.min(capacity as usize - start);
+        // SAFETY: `start + first <= capacity` and `count - first <= start` (as `count` is at
+        // most the capacity), all inside the mapping; the destination is the caller's, as
+        // the contract says.
         unsafe {
-            std::ptr::copy_nonoverlapping(base.add(start), bytes.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(base, bytes.as_mut_ptr().add(first), bytes.len() - first);
+            std::ptr::copy_nonoverlapping(base.add(start), destination, first);
+            std::ptr::copy_nonoverlapping(base, destination.add(first), count - first);
         }
     }
 
@@ -881,6 +921,37 @@ impl Guard<'_> {
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         let _ = self.inner.header.mutex.unlock();
+    }
+}
+
+/// The oldest message in the ring, read in order under the mutex.
+struct Frame<'g, 'a> {
+    guard: &'g mut Guard<'a>,
+    /// Where the next byte to read sits.
+    position: u64,
+    /// Bytes of the message not read yet.
+    left: u64,
+}
+
+impl Frame<'_, '_> {
+    /// Appends the next `count` bytes of the message to `buffer`.
+    ///
+    /// # Panics
+    ///
+    /// If fewer than `count` bytes of the message are left.
+    fn append(&mut self, buffer: &mut Vec<u8>, count: usize) {
+        assert!(count as u64 <= self.left, "read past the end of a message");
+        buffer.reserve(count);
+        let spare = &mut buffer.spare_capacity_mut()[..count];
+        // SAFETY: `spare` is `count` bytes of the buffer's own memory, which is not the ring.
+        unsafe {
+            self.guard
+                .copy_from(self.position, spare.as_mut_ptr().cast(), count)
+        };
+        // SAFETY: the copy initialised the `count` bytes after the buffer's length.
+        unsafe { buffer.set_len(buffer.len() + count) };
+        self.position += count as u64;
+        self.left -= count as u64;
     }
 }
 
@@ -909,6 +980,24 @@ mod tests {
         // Longer than what the queue holds, though under the limit.
         damage_length(&queue, 1000);
         assert!(matches!(queue.get(), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_block_that_claims_more_than_its_message_is_refused_and_consumed() {
+        let queue: Queue<Vec<u8>> = Queue::new().unwrap();
+        queue.put(vec![0; 20]).unwrap();
+        queue.put(vec![4]).unwrap();
+        {
+            // The first message's block now claims 2^60 bytes (a length marker, then a u64),
+            // where it said 20.
+            let mut guard = queue.inner.lock(None).unwrap().expect("no deadline");
+            let head = guard.state().head;
+            guard.write_at(head + LENGTH, &[0xfd]);
+            guard.write_at(head + LENGTH + 1, &(1u64 << 60).to_le_bytes());
+        }
+        let error = queue.get().unwrap_err();
+        assert!(matches!(error, Error::Decode { .. }), "{error}");
+        assert_eq!(queue.get().unwrap(), [4]);
     }
 
     #[test]
