@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::memfd::{MFdFlags, memfd_create};
-use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+use nix::sys::mman::{MRemapFlags, MapFlags, ProtFlags, mmap, mremap, munmap};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -734,6 +734,12 @@ impl Inner {
         let state = guard.state();
         state.head += LENGTH + size;
         state.count -= 1;
+        if state.count == 0 {
+            // Start again at the beginning, whose pages are mapped and likely in cache, rather
+            // than go round the whole ring touching every page of it.
+            state.head = 0;
+            state.tail = 0;
+        }
         Ok(copied)
     }
 
@@ -813,21 +819,32 @@ impl Guard<'_> {
         if view.ptr.is_some() && view.generation == generation {
             return Ok(());
         }
-        if let Some(old) = view.ptr.take() {
-            // SAFETY: our previous mapping; no slice into it outlives a guard.
-            let _ = unsafe { munmap(old.cast(), view.len as usize) };
-        }
-        let length = NonZeroUsize::new(capacity as usize).expect("the ring is never empty");
-        // SAFETY: a new shared mapping of the ring file, which is `capacity` bytes long.
-        let ptr = unsafe {
-            mmap(
-                None,
-                length,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-                ring,
-                0,
-            )
+        let ptr = match view.ptr {
+            // Grow the mapping in place, or move it whole: the pages it has keep their place
+            // in the page tables, where a new mapping would fault each one in again.
+            // SAFETY: our previous mapping, of `view.len` bytes; no slice into it outlives a
+            // guard, so nothing refers to its addresses if it moves. The file is at least
+            // `capacity` bytes long, and the mapping is not shrunk.
+            Some(old) => unsafe {
+                mremap(
+                    old.cast(),
+                    view.len as usize,
+                    capacity as usize,
+                    MRemapFlags::MREMAP_MAYMOVE,
+                    None,
+                )
+            },
+            // SAFETY: a new shared mapping of the ring file, which is `capacity` bytes long.
+            None => unsafe {
+                mmap(
+                    None,
+                    NonZeroUsize::new(capacity as usize).expect("the ring is never empty"),
+                    ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                    MapFlags::MAP_SHARED,
+                    ring,
+                    0,
+                )
+            },
         }
         .map_err(Error::os("cannot map a queue's memory"))?;
         *view = View {
