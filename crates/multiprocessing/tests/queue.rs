@@ -164,6 +164,52 @@ fn blocks_of_bytes_cross_whole_in_either_type() {
 }
 
 #[test]
+fn large_and_small_messages_from_several_writers_arrive_whole_and_in_order() {
+    // Large messages are copied in with the mutex released, small ones under it; the writers
+    // are two processes and a thread of the reader's own process, which shares its mapping.
+    let q: Queue<(u32, u32, Bytes)> = Queue::new().unwrap();
+    let size = |writer: u32, i: u32| {
+        if (writer + i).is_multiple_of(3) {
+            300 << 10
+        } else {
+            10
+        }
+    };
+    let fill = |writer: u32, i: u32| (writer * 31 + i) as u8;
+    let write = move |q: Queue<(u32, u32, Bytes)>, writer: u32| -> multiprocessing::Result<()> {
+        for i in 0..30 {
+            q.put((writer, i, Bytes(vec![fill(writer, i); size(writer, i)])))?;
+        }
+        Ok(())
+    };
+    let processes: Vec<Process> = (0..2)
+        .map(|writer| {
+            let q = q.clone();
+            started(Process::new(move || write(q, writer)))
+        })
+        .collect();
+    let thread = {
+        let q = q.clone();
+        std::thread::spawn(move || write(q, 2))
+    };
+    let mut next = [0; 3];
+    for _ in 0..90 {
+        let (writer, i, bytes) = q.get_timeout(PATIENCE).unwrap();
+        assert_eq!(
+            i, next[writer as usize],
+            "writer {writer}'s messages in order"
+        );
+        next[writer as usize] += 1;
+        assert_eq!(bytes.len(), size(writer, i));
+        assert!(bytes.iter().all(|&b| b == fill(writer, i)));
+    }
+    thread.join().unwrap().unwrap();
+    for process in &processes {
+        assert!(finish(process).success());
+    }
+}
+
+#[test]
 fn a_bounded_queue_refuses_or_waits_when_full() {
     let q: Queue<u8> = Queue::with_maxsize(2).unwrap();
     q.put(1).unwrap();
