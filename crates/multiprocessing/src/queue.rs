@@ -772,12 +772,6 @@ impl Inner {
         let state = guard.state();
         state.head += LENGTH + size;
         state.count -= 1;
-        if state.count == 0 && !state.writing {
-            // Start again at the beginning, whose pages are mapped and likely in cache, rather
-            // than go round the whole ring touching every page of it.
-            state.head = 0;
-            state.tail = 0;
-        }
         Ok(copied)
     }
 
@@ -896,7 +890,16 @@ impl Guard<'_> {
     /// Makes room for `needed` more bytes, growing the ring if it must.
     fn reserve(&mut self, needed: u64) -> Result<()> {
         self.map_current()?;
-        let state = *self.state();
+        let state = self.state();
+        if state.count == 0 {
+            // An empty ring starts over at its beginning, whose pages are mapped and likely in
+            // cache, rather than go round touching every page of it. The count alone says
+            // whether the ring holds anything, so a writer killed between these two stores
+            // leaves nothing wrong: the next one makes them again.
+            state.head = 0;
+            state.tail = 0;
+        }
+        let state = *state;
         let used = state.tail - state.head;
         if state.capacity - used >= needed {
             return Ok(());
@@ -1174,6 +1177,38 @@ mod tests {
         assert_eq!(queue.get().unwrap(), [2]);
         assert_eq!(queue.get().unwrap(), vec![3; LARGE as usize]);
         assert!(queue.empty().unwrap());
+    }
+
+    #[test]
+    fn an_emptied_ring_starts_over_at_its_beginning() {
+        let queue: Queue<u64> = Queue::new().unwrap();
+        queue.put(1).unwrap();
+        queue.put(2).unwrap();
+        assert_eq!(queue.get().unwrap(), 1);
+        assert_eq!(queue.get().unwrap(), 2);
+        queue.put(3).unwrap();
+        let ends = |queue: &Queue<u64>| {
+            let mut guard = queue.inner.lock(None).unwrap().expect("no deadline");
+            let state = guard.state();
+            (state.head, state.tail)
+        };
+        assert_eq!(
+            ends(&queue),
+            (0, LENGTH + 1),
+            "the third message starts at 0"
+        );
+        assert_eq!(queue.get().unwrap(), 3);
+        // Half of a start over, as a writer killed between its two stores leaves it.
+        queue
+            .inner
+            .lock(None)
+            .unwrap()
+            .expect("no deadline")
+            .state()
+            .tail = 0;
+        queue.put(4).unwrap();
+        assert_eq!(ends(&queue), (0, LENGTH + 1));
+        assert_eq!(queue.get().unwrap(), 4);
     }
 
     #[test]
