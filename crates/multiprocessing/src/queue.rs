@@ -656,6 +656,7 @@ impl Inner {
     }
 
     /// Locks the queue until `deadline`; `None` when it passed.
+    #[inline]
     fn lock(&self, deadline: Option<Instant>) -> Result<Option<Guard<'_>>> {
         let acquired = self.header.mutex.lock(deadline)?;
         Ok(acquired.map(|acquired| {
@@ -685,7 +686,7 @@ impl Inner {
             if !guard.state().writing {
                 guard.reserve(frame)?;
                 let tail = guard.state().tail;
-                guard.write_frame(tail, parts);
+                guard.write_frame(tail, frame, parts);
                 guard.commit(frame);
                 return Ok(());
             }
@@ -719,7 +720,7 @@ impl Inner {
         // SAFETY: `frame` bytes past `tail` were reserved, and while `writing` is set no one
         // else writes there, reads there (it is past `tail`), moves the data or maps the ring
         // again in this process; the mapping lasts as long as `self`.
-        unsafe { ring.write_frame(tail, parts) };
+        unsafe { ring.write_frame(tail, frame, parts) };
         let mut guard = self.lock(None)?.expect("no deadline");
         guard.state().writing = false;
         guard.commit(frame);
@@ -835,22 +836,24 @@ impl Guard<'_> {
     }
 
     /// Maps the ring as it is now, if the ring grew since this process last mapped it.
+    #[inline]
     fn map_current(&mut self) -> Result<()> {
         let State {
             capacity,
             generation,
             ..
         } = *self.state();
-        self.map(capacity, generation)
-    }
-
-    /// Maps the first `capacity` bytes of the ring as `generation`, unless already mapped.
-    fn map(&mut self, capacity: u64, generation: u64) -> Result<()> {
-        let ring = &self.inner.ring;
         let view = self.view();
         if view.ptr.is_some() && view.generation == generation {
             return Ok(());
         }
+        self.map(capacity, generation)
+    }
+
+    /// Maps the first `capacity` bytes of the ring as `generation`.
+    fn map(&mut self, capacity: u64, generation: u64) -> Result<()> {
+        let ring = &self.inner.ring;
+        let view = self.view();
         let ptr = match view.ptr {
             // Grow the mapping in place, or move it whole: the pages it has keep their place
             // in the page tables, where a new mapping would fault each one in again.
@@ -931,6 +934,7 @@ impl Guard<'_> {
     }
 
     /// Waits until a bounded queue has room for one more message.
+    #[inline]
     fn wait_for_room(&mut self, deadline: Option<Instant>) -> Result<()> {
         loop {
             let state = self.state();
@@ -946,15 +950,16 @@ impl Guard<'_> {
         }
     }
 
-    /// Writes a frame (the length of `parts`, then them) into the ring at `position`, which
-    /// [`reserve`](Guard::reserve) made room for.
-    fn write_frame(&mut self, position: u64, parts: &[&[u8]]) {
+    /// Writes a frame of `frame` bytes (the length of `parts`, then them) into the ring at
+    /// `position`, which [`reserve`](Guard::reserve) made room for.
+    fn write_frame(&mut self, position: u64, frame: u64, parts: &[&[u8]]) {
         let ring = self.mapped();
         // SAFETY: the room was reserved, and the guard keeps everyone else out of the ring.
-        unsafe { ring.write_frame(position, parts) }
+        unsafe { ring.write_frame(position, frame, parts) }
     }
 
     /// Makes the frame of `frame` bytes written at the tail a message.
+    #[inline]
     fn commit(&mut self, frame: u64) {
         // Wake the getters before the message counts (see `SharedCondition::notify`).
         self.inner.header.not_empty.notify();
@@ -973,6 +978,7 @@ impl Guard<'_> {
     }
 
     /// Copies bytes from the ring at `position` into `bytes`.
+    #[inline]
     fn read_at(&mut self, position: u64, bytes: &mut [u8]) {
         let ring = self.mapped();
         // SAFETY: as in `write_at`; `bytes` is memory of ours, outside the ring.
@@ -980,6 +986,7 @@ impl Guard<'_> {
     }
 
     /// This process's mapping of the ring, to copy into and out of.
+    #[inline]
     fn mapped(&mut self) -> Ring {
         let view = self.view();
         Ring {
@@ -1004,6 +1011,7 @@ impl Ring {
     /// # Panics
     ///
     /// If `count` is over the capacity: the bytes would overlap themselves.
+    #[inline]
     fn split(self, position: u64, count: usize) -> (usize, usize) {
         assert!(
             count as u64 <= self.capacity,
@@ -1019,32 +1027,36 @@ impl Ring {
     ///
     /// The mapping must still be in place, and those bytes of the ring the caller's to write:
     /// no one else reads or writes them meanwhile.
+    #[inline]
     unsafe fn write_at(self, position: u64, bytes: &[u8]) {
         let (start, first) = self.split(position, bytes.len());
         // SAFETY: `start + first <= capacity` and `bytes.len() - first <= start` (as
         // `bytes.len() <= capacity`), all inside the mapping, which does not overlap `bytes`.
         unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(start), first);
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr().add(first),
-                self.base,
-                bytes.len() - first,
-            );
+            if first < bytes.len() {
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr().add(first),
+                    self.base,
+                    bytes.len() - first,
+                );
+            }
         }
     }
 
-    /// Writes a frame at `position`: the length of `parts`, then them, one after the other.
+    /// Writes a frame of `frame` bytes at `position`: the length of `parts`, then them, one
+    /// after the other.
     ///
     /// # Safety
     ///
-    /// As [`write_at`](Ring::write_at), for the whole frame.
-    unsafe fn write_frame(self, mut position: u64, parts: &[&[u8]]) {
-        let size: u64 = parts.iter().map(|part| part.len() as u64).sum();
+    /// As [`write_at`](Ring::write_at), for the whole frame; `frame` must be the length and
+    /// the parts.
+    unsafe fn write_frame(self, mut position: u64, frame: u64, parts: &[&[u8]]) {
         // SAFETY: each piece lies within the frame, which the caller may write.
         unsafe {
-            self.write_at(position, &size.to_le_bytes());
+            self.write_at(position, &(frame - LENGTH).to_le_bytes());
             position += LENGTH;
-            for part in parts {
+            for part in parts.iter().filter(|part| !part.is_empty()) {
                 self.write_at(position, part);
                 position += part.len() as u64;
             }
@@ -1057,17 +1069,21 @@ impl Ring {
     ///
     /// The mapping must still be in place, and no one write those bytes of the ring
     /// meanwhile; `destination` must be valid for writing `count` bytes, outside the ring.
+    #[inline]
     unsafe fn read_into(self, position: u64, destination: *mut u8, count: usize) {
         let (start, first) = self.split(position, count);
         // SAFETY: as in `write_at`, the other way; the destination is the caller's.
         unsafe {
             std::ptr::copy_nonoverlapping(self.base.add(start), destination, first);
-            std::ptr::copy_nonoverlapping(self.base, destination.add(first), count - first);
+            if first < count {
+                std::ptr::copy_nonoverlapping(self.base, destination.add(first), count - first);
+            }
         }
     }
 }
 
 impl Drop for Guard<'_> {
+    #[inline]
     fn drop(&mut self) {
         let _ = self.inner.header.mutex.unlock();
     }
@@ -1097,6 +1113,7 @@ impl Frame<'_, '_> {
     /// # Panics
     ///
     /// If fewer than `count` bytes of the message are left.
+    #[inline]
     fn append(&mut self, buffer: &mut Vec<u8>, count: usize) {
         assert!(count as u64 <= self.left, "read past the end of a message");
         buffer.reserve(count);
