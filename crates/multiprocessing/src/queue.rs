@@ -570,14 +570,17 @@ struct Inner {
     /// The ring's memory, inherited by forked children as an open file, and sent to children
     /// started afresh.
     ring: OwnedFd,
-    /// This process's mapping of the ring; used only under the shared mutex.
+    /// This process's mapping of the ring; used only under the shared mutex, but for the
+    /// copy of a large message, through a pointer taken under it (see `State::writing`).
     view: UnsafeCell<View>,
     /// Set by `close`, for this process.
     closed: AtomicBool,
 }
 
 // SAFETY: the only unsynchronised field, `view`, is touched only while the shared mutex is
-// held, which excludes every other thread of every process.
+// held, which excludes every other thread of every process. The memory it maps is copied into
+// outside the mutex only by the writer of a large message, in room no one else touches until
+// it is done (see `State::writing`).
 unsafe impl Sync for Inner {}
 // SAFETY: as above; the mapping and the file belong to the process, not to a thread.
 unsafe impl Send for Inner {}
