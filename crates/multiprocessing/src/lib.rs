@@ -71,6 +71,7 @@ pub mod task;
 pub mod value;
 mod window;
 
+pub use codec::Bytes;
 pub use error::{Error, Result};
 pub use lock::{Lock, LockGuard, RLock};
 /// Signals, for [`Process::signal`] and [`ExitStatus::signal`].

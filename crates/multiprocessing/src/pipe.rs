@@ -3,7 +3,10 @@
 //! A pipe is a Unix socket pair. Each message travels as a frame: its length in 8 bytes, then
 //! its bytes. The receiving end checks the length against a limit before it allocates
 //! anything, tells a closed peer (a clean end of stream) from a frame cut short (a peer that
-//! died while sending), and never returns half a message.
+//! died while sending), and never returns half a message. A message that is a block of bytes
+//! ([`send_bytes`](Connection::send_bytes), or [`send`](Connection::send) of a `Vec<u8>` or a
+//! [`Bytes`](crate::Bytes)) goes from the sender's own memory to the socket, and from the
+//! socket into the receiver's new vector, with no copy in between and no zero-filling.
 //!
 //! # Which process holds which end
 //!
@@ -32,6 +35,7 @@
 //! or expect the end of the stream only after they end too.
 
 use std::io::IoSlice;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -41,7 +45,7 @@ use nix::sys::socket::{MsgFlags, sendmsg};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec;
+use crate::codec::{self, Copied};
 use crate::connection::sealed::{Sealed, Watch};
 use crate::error::{Error, Result};
 use crate::start::descriptors;
@@ -120,7 +124,9 @@ impl Connection {
     /// [`Error::Disconnected`] when the other end is closed, [`Error::OneWay`] on a receiving
     /// end, [`Error::Os`].
     pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.send_bytes(&codec::encode(value)?)
+        let mut scratch = Vec::new();
+        let parts = codec::encode_parts(&mut scratch, value)?;
+        self.send_parts(&parts)
     }
 
     /// Receives a value of type `T`: Python's `recv()`. Waits for one.
@@ -130,7 +136,16 @@ impl Connection {
     /// As [`recv_bytes`](Connection::recv_bytes), and [`Error::Decode`] when the message is
     /// not a `T`.
     pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T> {
-        codec::decode(&self.recv_bytes()?)
+        let size = self.recv_length()?;
+        let mut scratch = Vec::new();
+        let mut done = 0;
+        let copied = codec::copy_out(size, &mut scratch, |buffer, count| {
+            self.append_message(buffer, count, &mut done, size)
+        })?;
+        match copied {
+            Copied::Value(value) => Ok(value),
+            Copied::Encoded => codec::decode(&scratch),
+        }
     }
 
     /// Sends `bytes` as one message: Python's `send_bytes`.
@@ -172,10 +187,18 @@ impl Connection {
     /// when a length is over this end's limit (nothing is allocated for it, and the stream
     /// cannot be trusted after it), [`Error::OneWay`] on a sending end, [`Error::Os`].
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
+        let size = self.recv_length()?;
+        let mut bytes = Vec::new();
+        self.append_message(&mut bytes, size, &mut 0, size)?;
+        Ok(bytes)
+    }
+
+    /// Receives the length of the next message, and checks it against this end's limit.
+    fn recv_length(&mut self) -> Result<usize> {
         if !self.readable {
             return Err(Error::OneWay { receives: false });
         }
-        let mut length = [0; 8];
+        let mut length = [MaybeUninit::uninit(); 8];
         match self.read_full(&mut length)? {
             0 => return Err(Error::Disconnected),
             8 => {}
@@ -185,21 +208,37 @@ impl Connection {
                 });
             }
         }
-        let size = u64::from_le_bytes(length);
+        // SAFETY: all eight bytes were read.
+        let size = u64::from_le_bytes(length.map(|byte| unsafe { byte.assume_init() }));
         if size > self.max_message as u64 {
             return Err(Error::MessageTooLarge {
                 size: usize::try_from(size).unwrap_or(usize::MAX),
                 limit: self.max_message,
             });
         }
-        let mut bytes = vec![0; size as usize];
-        let got = self.read_full(&mut bytes)?;
-        if got < bytes.len() {
+        Ok(size as usize)
+    }
+
+    /// Appends the next `count` bytes of a `size`-byte message to `buffer`; `done` counts the
+    /// bytes of the message read so far.
+    fn append_message(
+        &mut self,
+        buffer: &mut Vec<u8>,
+        count: usize,
+        done: &mut usize,
+        size: usize,
+    ) -> Result<()> {
+        buffer.reserve(count);
+        let got = self.read_full(&mut buffer.spare_capacity_mut()[..count])?;
+        // SAFETY: `read_full` initialised the first `got` bytes after the buffer's length.
+        unsafe { buffer.set_len(buffer.len() + got) };
+        *done += got;
+        if got < count {
             return Err(Error::Corrupt {
-                message: format!("the stream ended {got} bytes into a {size}-byte message"),
+                message: format!("the stream ended {done} bytes into a {size}-byte message"),
             });
         }
-        Ok(bytes)
+        Ok(())
     }
 
     /// `parts` as one frame (length, then the parts' bytes), to be written with
@@ -251,15 +290,16 @@ impl Connection {
         }
     }
 
-    /// Reads until `buffer` is full or the stream ends; returns how much was read. Serves
-    /// bytes read ahead first, and reads ahead when what is missing is small.
-    fn read_full(&mut self, buffer: &mut [u8]) -> Result<usize> {
+    /// Reads until `buffer` is full or the stream ends; returns how much was read, from the
+    /// start of `buffer`. Serves bytes read ahead first, and reads ahead when what is missing
+    /// is small. Nothing is zero-filled first: the buffers are memory to write into.
+    fn read_full(&mut self, buffer: &mut [MaybeUninit<u8>]) -> Result<usize> {
         let mut filled = 0;
         while filled < buffer.len() {
             if self.start < self.ahead.len() {
                 let count = (buffer.len() - filled).min(self.ahead.len() - self.start);
                 buffer[filled..filled + count]
-                    .copy_from_slice(&self.ahead[self.start..self.start + count]);
+                    .write_copy_of_slice(&self.ahead[self.start..self.start + count]);
                 self.start += count;
                 filled += count;
                 continue;
@@ -270,10 +310,13 @@ impl Connection {
                     count => filled += count,
                 }
             } else {
-                self.ahead.resize(READ_AHEAD, 0);
+                self.ahead.clear();
+                self.ahead.reserve(READ_AHEAD);
                 self.start = 0;
-                let count = read_some(&self.stream, &mut self.ahead)?;
-                self.ahead.truncate(count);
+                let spare = &mut self.ahead.spare_capacity_mut()[..READ_AHEAD];
+                let count = read_some(&self.stream, spare)?;
+                // SAFETY: `read_some` initialised the first `count` bytes.
+                unsafe { self.ahead.set_len(count) };
                 if count == 0 {
                     break;
                 }
@@ -399,12 +442,23 @@ impl From<Connection> for OwnedFd {
     }
 }
 
-/// One `read`, retried when a signal interrupts it; 0 at the end of the stream.
-fn read_some(stream: &UnixStream, buffer: &mut [u8]) -> Result<usize> {
+/// One `read` into `buffer`, retried when a signal interrupts it; returns how many bytes it
+/// wrote, from the start, 0 at the end of the stream. nix reads only into initialised memory;
+/// this reads into memory that was never written, so that a large message costs no zero-fill.
+///
+/// See also: [`read(2)`](https://man7.org/linux/man-pages/man2/read.2.html).
+fn read_some(stream: &UnixStream, buffer: &mut [MaybeUninit<u8>]) -> Result<usize> {
     loop {
-        match nix::unistd::read(stream, buffer) {
-            Err(Errno::EINTR) => {}
-            result => return result.map_err(|errno| os_error(errno, "cannot receive a message")),
+        // SAFETY: `read` writes at most `buffer.len()` bytes at the start of `buffer`, which
+        // is ours to write, and nothing else.
+        let read =
+            unsafe { libc::read(stream.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
+        match usize::try_from(read) {
+            Ok(count) => return Ok(count),
+            Err(_) => match Errno::last() {
+                Errno::EINTR => {}
+                errno => return Err(os_error(errno, "cannot receive a message")),
+            },
         }
     }
 }

@@ -3,9 +3,14 @@
 //! A queue is a ring of bytes in memory shared by every process forked after it was made,
 //! with a robust process-shared mutex beside it and a futex word for each thing a process
 //! may wait for: a message, room, every task done. [`Queue::put`] encodes the message (with
-//! [`codec`]) and copies the frame into the ring under the mutex; [`Queue::get`] copies the
-//! oldest frame out and decodes it. What this design buys, compared with Python's pipe and
-//! feeder thread:
+//! [`codec`]) and copies the frame into the ring; [`Queue::get`] copies the oldest frame out
+//! under the mutex and decodes it once the mutex is released. A small frame is copied in under
+//! the mutex. A large one (64 KiB or more) is copied into room reserved under the mutex, with
+//! the mutex released, so that getters take the messages before it meanwhile; a second
+//! robust mutex lets one writer at a time do that. A message that is a block of bytes (a
+//! `Vec<u8>`, a [`Bytes`](crate::Bytes)) is not encoded at all: it is copied from the sender's
+//! vector into the ring, then from the ring into the receiver's new vector, a copy in and a
+//! copy out. What this design buys, compared with Python's pipe and feeder thread:
 //!
 //! - **Nothing is sent late.** `put` encodes at once, so an error is returned by `put` itself;
 //!   Python pickles on a background thread and reports the error there, later.
@@ -16,7 +21,8 @@
 //! - **A message is whole or absent.** The ring's indices move only after a frame is fully
 //!   copied. A writer killed in the middle of a message leaves nothing behind it; a reader
 //!   killed in the middle leaves the message for the next reader. Whoever takes the mutex next
-//!   is told (a WARNING log record) and carries on.
+//!   (for a large message copied outside it, the writers' mutex) is told (a WARNING log
+//!   record) and carries on.
 //! - **A killed waiter leaves nothing behind.** A process killed at any instant of `get`,
 //!   `put` or [`JoinableQueue::join`], waiting or not, leaves the queue working for every
 //!   other process. A wait sleeps on a futex, which the kernel forgets when the sleeper dies;
@@ -45,11 +51,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::memfd::{MFdFlags, memfd_create};
-use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+use nix::sys::mman::{MRemapFlags, MapFlags, ProtFlags, mmap, mremap, munmap};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec;
+use crate::codec::{self, Copied};
 use crate::error::{Error, Result};
 use crate::shm::Shared;
 use crate::start::descriptors::{self, Refused};
@@ -64,6 +70,10 @@ const DEFAULT_MAX_MESSAGE: u64 = 1 << 30;
 
 /// Bytes of the length that precedes each message in the ring.
 const LENGTH: u64 = size_of::<u64>() as u64;
+
+/// From this many bytes, a frame is copied into the ring with the mutex released, so that
+/// getters copy out meanwhile; a smaller one costs less than taking the mutex twice.
+const LARGE: u64 = 64 * 1024;
 
 /// A first-in, first-out queue of `T` between processes: Python's `multiprocessing.Queue`.
 ///
@@ -251,9 +261,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     fn put_until(&self, item: &T, deadline: Option<Instant>) -> Result<()> {
         self.check_open()?;
-        SCRATCH.with_borrow_mut(|bytes| {
-            codec::encode_into(bytes, item)?;
-            self.inner.put_bytes(bytes, deadline)
+        SCRATCH.with_borrow_mut(|scratch| {
+            let parts = codec::encode_parts(scratch, item)?;
+            self.inner.put_parts(&parts, deadline)
         })
     }
 
@@ -287,9 +297,18 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     fn get_until(&self, deadline: Option<Instant>) -> Result<T> {
         self.check_open()?;
-        SCRATCH.with_borrow_mut(|bytes| {
-            self.inner.get_bytes(bytes, deadline)?;
-            codec::decode(bytes)
+        SCRATCH.with_borrow_mut(|scratch| {
+            let copied = self.inner.get_with(deadline, |size, frame| {
+                codec::copy_out(size, scratch, |buffer, count| {
+                    frame.append(buffer, count);
+                    Ok(())
+                })
+            })?;
+            // Decoding runs the message type's own code: never under the mutex.
+            match copied {
+                Copied::Value(value) => Ok(value),
+                Copied::Encoded => codec::decode(scratch),
+            }
         })
     }
 }
@@ -501,9 +520,12 @@ impl<T> JoinableQueue<T> {
     }
 }
 
-/// What every process shares: the mutex, the conditions, and the ring's indices.
+/// What every process shares: the mutexes, the conditions, and the ring's indices.
 struct Header {
     mutex: RawMutex,
+    /// Held by the one writer that may copy a large message into the ring without `mutex`;
+    /// when that writer dies, the next one learns of it here.
+    writer: RawMutex,
     not_empty: SharedCondition,
     not_full: SharedCondition,
     all_done: SharedCondition,
@@ -524,6 +546,10 @@ struct State {
     max_message: u64,
     /// Messages put and not yet marked done (for `JoinableQueue`).
     unfinished: u64,
+    /// Whether a writer is copying a large message in, past `tail`, with the mutex released.
+    /// Meanwhile nothing else is written, and the ring neither grows nor starts over. Set and
+    /// cleared under both mutexes; left set by a writer that died, until the next one sees it.
+    writing: bool,
 }
 
 /// A queue as it travels in a task's argument.
@@ -544,14 +570,17 @@ struct Inner {
     /// The ring's memory, inherited by forked children as an open file, and sent to children
     /// started afresh.
     ring: OwnedFd,
-    /// This process's mapping of the ring; used only under the shared mutex.
+    /// This process's mapping of the ring; used only under the shared mutex, but for the
+    /// copy of a large message, through a pointer taken under it (see `State::writing`).
     view: UnsafeCell<View>,
     /// Set by `close`, for this process.
     closed: AtomicBool,
 }
 
 // SAFETY: the only unsynchronised field, `view`, is touched only while the shared mutex is
-// held, which excludes every other thread of every process.
+// held, which excludes every other thread of every process. The memory it maps is copied into
+// outside the mutex only by the writer of a large message, in room no one else touches until
+// it is done (see `State::writing`).
 unsafe impl Sync for Inner {}
 // SAFETY: as above; the mapping and the file belong to the process, not to a thread.
 unsafe impl Send for Inner {}
@@ -567,6 +596,7 @@ impl Inner {
     fn new(options: Builder) -> Result<Inner> {
         let header = Shared::new(Header {
             mutex: RawMutex::new(),
+            writer: RawMutex::new(),
             not_empty: SharedCondition::new(),
             not_full: SharedCondition::new(),
             all_done: SharedCondition::new(),
@@ -579,11 +609,15 @@ impl Inner {
                 maxsize: options.maxsize,
                 max_message: options.max_message,
                 unfinished: 0,
+                writing: false,
             }),
         })?;
         // SAFETY: the header was just placed in shared memory, where it stays, and no other
         // thread or process can see it yet.
-        unsafe { header.mutex.init(Kind::Normal)? };
+        unsafe {
+            header.mutex.init(Kind::Normal)?;
+            header.writer.init(Kind::Normal)?;
+        }
         let ring = memfd_create("multiprocessing-queue", MFdFlags::MFD_CLOEXEC)
             .map_err(Error::os("cannot make a queue's memory"))?;
         nix::unistd::ftruncate(&ring, INITIAL_CAPACITY as i64)
@@ -625,6 +659,7 @@ impl Inner {
     }
 
     /// Locks the queue until `deadline`; `None` when it passed.
+    #[inline]
     fn lock(&self, deadline: Option<Instant>) -> Result<Option<Guard<'_>>> {
         let acquired = self.header.mutex.lock(deadline)?;
         Ok(acquired.map(|acquired| {
@@ -634,44 +669,73 @@ impl Inner {
         }))
     }
 
-    fn put_bytes(&self, bytes: &[u8], deadline: Option<Instant>) -> Result<()> {
-        let size = bytes.len() as u64;
+    /// Puts one message made of `parts`, one after the other.
+    fn put_parts(&self, parts: &[&[u8]], deadline: Option<Instant>) -> Result<()> {
+        let size: usize = parts.iter().map(|part| part.len()).sum();
         let max_message = self.header_state_max_message();
-        if size > max_message {
+        if size as u64 > max_message {
             return Err(Error::MessageTooLarge {
-                size: bytes.len(),
+                size,
                 limit: max_message as usize,
             });
         }
+        let frame = LENGTH + size as u64;
+        if frame < LARGE {
+            let Some(mut guard) = self.lock(deadline)? else {
+                return Err(Error::Full);
+            };
+            guard.wait_for_room(deadline)?;
+            // Unless a large message is being copied in: then wait for its writer, below.
+            if !guard.state().writing {
+                guard.reserve(frame)?;
+                let tail = guard.state().tail;
+                guard.write_frame(tail, frame, parts);
+                guard.commit(frame);
+                return Ok(());
+            }
+        }
+        self.put_large(parts, deadline)
+    }
+
+    /// Puts a message as [`put_parts`](Inner::put_parts) does, but copies it in with the
+    /// mutex released: getters go on taking the messages before it meanwhile, where under
+    /// the mutex they would wait for the whole copy, and would rarely get the mutex between
+    /// two puts of a fast writer.
+    fn put_large(&self, parts: &[&[u8]], deadline: Option<Instant>) -> Result<()> {
+        let Some(acquired) = self.header.writer.lock(deadline)? else {
+            return Err(Error::Full);
+        };
+        let _writer = Writer(&self.header.writer);
         let Some(mut guard) = self.lock(deadline)? else {
             return Err(Error::Full);
         };
-        loop {
-            let state = guard.state();
-            if state.maxsize == 0 || state.count < state.maxsize {
-                break;
-            }
-            if !guard.wait(&self.header.not_full, deadline)? {
-                let state = guard.state();
-                if state.count >= state.maxsize {
-                    return Err(Error::Full);
-                }
-            }
-        }
-        guard.reserve(LENGTH + size)?;
+        guard.after_acquire(acquired);
+        // No other writer holds the writers' mutex: a copy marked as under way is a dead
+        // writer's, and what it copied is not part of any message.
+        guard.state().writing = false;
+        guard.wait_for_room(deadline)?;
+        let frame = LENGTH + parts.iter().map(|part| part.len() as u64).sum::<u64>();
+        guard.reserve(frame)?;
         let tail = guard.state().tail;
-        guard.write_at(tail, &size.to_le_bytes());
-        guard.write_at(tail + LENGTH, bytes);
-        // Wake the getters before the message counts (see `SharedCondition::notify`).
-        self.header.not_empty.notify();
-        let state = guard.state();
-        state.tail += LENGTH + size;
-        state.count += 1;
-        state.unfinished += 1;
+        guard.state().writing = true;
+        let ring = guard.mapped();
+        drop(guard);
+        // SAFETY: `frame` bytes past `tail` were reserved, and while `writing` is set no one
+        // else writes there, reads there (it is past `tail`), moves the data or maps the ring
+        // again in this process; the mapping lasts as long as `self`.
+        unsafe { ring.write_frame(tail, frame, parts) };
+        let mut guard = self.lock(None)?.expect("no deadline");
+        guard.state().writing = false;
+        guard.commit(frame);
         Ok(())
     }
 
-    fn get_bytes(&self, bytes: &mut Vec<u8>, deadline: Option<Instant>) -> Result<()> {
+    /// Takes the oldest message: `copy` is given its size and copies it out of the ring.
+    fn get_with<R>(
+        &self,
+        deadline: Option<Instant>,
+        copy: impl FnOnce(usize, &mut Frame<'_, '_>) -> Result<R>,
+    ) -> Result<R> {
         let Some(mut guard) = self.lock(deadline)? else {
             return Err(Error::Empty);
         };
@@ -699,9 +763,12 @@ impl Inner {
                 ),
             });
         }
-        bytes.clear();
-        bytes.resize(size as usize, 0);
-        guard.read_at(head + LENGTH, bytes);
+        let mut frame = Frame {
+            guard: &mut guard,
+            position: head + LENGTH,
+            left: size,
+        };
+        let copied = copy(size as usize, &mut frame)?;
         if guard.state().maxsize > 0 {
             // Wake the putters before the room is made (see `SharedCondition::notify`).
             self.header.not_full.notify();
@@ -709,7 +776,7 @@ impl Inner {
         let state = guard.state();
         state.head += LENGTH + size;
         state.count -= 1;
-        Ok(())
+        Ok(copied)
     }
 
     /// The message limit, which never changes after the queue is made.
@@ -772,37 +839,50 @@ impl Guard<'_> {
     }
 
     /// Maps the ring as it is now, if the ring grew since this process last mapped it.
+    #[inline]
     fn map_current(&mut self) -> Result<()> {
         let State {
             capacity,
             generation,
             ..
         } = *self.state();
-        self.map(capacity, generation)
-    }
-
-    /// Maps the first `capacity` bytes of the ring as `generation`, unless already mapped.
-    fn map(&mut self, capacity: u64, generation: u64) -> Result<()> {
-        let ring = &self.inner.ring;
         let view = self.view();
         if view.ptr.is_some() && view.generation == generation {
             return Ok(());
         }
-        if let Some(old) = view.ptr.take() {
-            // SAFETY: our previous mapping; no slice into it outlives a guard.
-            let _ = unsafe { munmap(old.cast(), view.len as usize) };
-        }
-        let length = NonZeroUsize::new(capacity as usize).expect("the ring is never empty");
-        // SAFETY: a new shared mapping of the ring file, which is `capacity` bytes long.
-        let ptr = unsafe {
-            mmap(
-                None,
-                length,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-                ring,
-                0,
-            )
+        self.map(capacity, generation)
+    }
+
+    /// Maps the first `capacity` bytes of the ring as `generation`.
+    fn map(&mut self, capacity: u64, generation: u64) -> Result<()> {
+        let ring = &self.inner.ring;
+        let view = self.view();
+        let ptr = match view.ptr {
+            // Grow the mapping in place, or move it whole: the pages it has keep their place
+            // in the page tables, where a new mapping would fault each one in again.
+            // SAFETY: our previous mapping, of `view.len` bytes; no slice into it outlives a
+            // guard, so nothing refers to its addresses if it moves. The file is at least
+            // `capacity` bytes long, and the mapping is not shrunk.
+            Some(old) => unsafe {
+                mremap(
+                    old.cast(),
+                    view.len as usize,
+                    capacity as usize,
+                    MRemapFlags::MREMAP_MAYMOVE,
+                    None,
+                )
+            },
+            // SAFETY: a new shared mapping of the ring file, which is `capacity` bytes long.
+            None => unsafe {
+                mmap(
+                    None,
+                    NonZeroUsize::new(capacity as usize).expect("the ring is never empty"),
+                    ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                    MapFlags::MAP_SHARED,
+                    ring,
+                    0,
+                )
+            },
         }
         .map_err(Error::os("cannot map a queue's memory"))?;
         *view = View {
@@ -816,7 +896,16 @@ impl Guard<'_> {
     /// Makes room for `needed` more bytes, growing the ring if it must.
     fn reserve(&mut self, needed: u64) -> Result<()> {
         self.map_current()?;
-        let state = *self.state();
+        let state = self.state();
+        if state.count == 0 {
+            // An empty ring starts over at its beginning, whose pages are mapped and likely in
+            // cache, rather than go round touching every page of it. The count alone says
+            // whether the ring holds anything, so a writer killed between these two stores
+            // leaves nothing wrong: the next one makes them again.
+            state.head = 0;
+            state.tail = 0;
+        }
+        let state = *state;
         let used = state.tail - state.head;
         if state.capacity - used >= needed {
             return Ok(());
@@ -832,7 +921,7 @@ impl Guard<'_> {
         let head = state.head % old;
         if used > 0 && head + used > old {
             let wrapped = (head + used - old) as usize;
-            let base = self.view().ptr.expect("mapped").as_ptr();
+            let base = self.mapped().base;
             // SAFETY: both ranges lie inside the new mapping (old + wrapped <= new) and do not
             // overlap (the first ends at `wrapped` <= old).
             unsafe { std::ptr::copy_nonoverlapping(base, base.add(old as usize), wrapped) };
@@ -847,40 +936,199 @@ impl Guard<'_> {
         Ok(())
     }
 
-    /// Copies `bytes` into the ring at `position`, wrapping at the end.
+    /// Waits until a bounded queue has room for one more message.
+    #[inline]
+    fn wait_for_room(&mut self, deadline: Option<Instant>) -> Result<()> {
+        loop {
+            let state = self.state();
+            if state.maxsize == 0 || state.count < state.maxsize {
+                return Ok(());
+            }
+            if !self.wait(&self.inner.header.not_full, deadline)? {
+                let state = self.state();
+                if state.count >= state.maxsize {
+                    return Err(Error::Full);
+                }
+            }
+        }
+    }
+
+    /// Writes a frame of `frame` bytes (the length of `parts`, then them) into the ring at
+    /// `position`, which [`reserve`](Guard::reserve) made room for.
+    fn write_frame(&mut self, position: u64, frame: u64, parts: &[&[u8]]) {
+        let ring = self.mapped();
+        // SAFETY: the room was reserved, and the guard keeps everyone else out of the ring.
+        unsafe { ring.write_frame(position, frame, parts) }
+    }
+
+    /// Makes the frame of `frame` bytes written at the tail a message.
+    #[inline]
+    fn commit(&mut self, frame: u64) {
+        // Wake the getters before the message counts (see `SharedCondition::notify`).
+        self.inner.header.not_empty.notify();
+        let state = self.state();
+        state.tail += frame;
+        state.count += 1;
+        state.unfinished += 1;
+    }
+
+    /// Copies `bytes` into the ring at `position`: damage, for the tests.
+    #[cfg(test)]
     fn write_at(&mut self, position: u64, bytes: &[u8]) {
-        let (base, capacity) = self.mapped();
-        let start = (position % capacity) as usize;
-        let first = bytes.len().min(capacity as usize - start);
-        // SAFETY: `start + first <= capacity` and `bytes.len() - first <= start` (the caller
-        // reserved room), all inside the mapping, which does not overlap `bytes`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), base.add(start), first);
-            std::ptr::copy_nonoverlapping(bytes.as_ptr().add(first), base, bytes.len() - first);
-        }
+        let ring = self.mapped();
+        // SAFETY: the guard keeps everyone else out of the ring, and the mapping in place.
+        unsafe { ring.write_at(position, bytes) }
     }
 
-    /// Copies bytes from the ring at `position` into `bytes`, wrapping at the end.
+    /// Copies bytes from the ring at `position` into `bytes`.
+    #[inline]
     fn read_at(&mut self, position: u64, bytes: &mut [u8]) {
-        let (base, capacity) = self.mapped();
-        let start = (position % capacity) as usize;
-        let first = bytes.len().min(capacity as usize - start);
-        // SAFETY: as in `write_at`; the caller checked that the bytes are in the queue.
+        let ring = self.mapped();
+        // SAFETY: as in `write_at`; `bytes` is memory of ours, outside the ring.
+        unsafe { ring.read_into(position, bytes.as_mut_ptr(), bytes.len()) }
+    }
+
+    /// This process's mapping of the ring, to copy into and out of.
+    #[inline]
+    fn mapped(&mut self) -> Ring {
+        let view = self.view();
+        Ring {
+            base: view.ptr.expect("mapped before use").as_ptr(),
+            capacity: view.len,
+        }
+    }
+}
+
+/// This process's mapping of the ring, as raw memory, to copy with; positions wrap at the
+/// end.
+#[derive(Clone, Copy)]
+struct Ring {
+    base: *mut u8,
+    capacity: u64,
+}
+
+impl Ring {
+    /// Where `position` is in the mapping, and how many of `count` bytes from there fit
+    /// before the end; the rest wrap to the start.
+    ///
+    /// # Panics
+    ///
+    /// If `count` is over the capacity: the bytes would overlap themselves.
+    #[inline]
+    fn split(self, position: u64, count: usize) -> (usize, usize) {
+        assert!(
+            count as u64 <= self.capacity,
+            "more bytes than the ring holds"
+        );
+        let start = (position % self.capacity) as usize;
+        (start, count.min(self.capacity as usize - start))
+    }
+
+    /// Copies `bytes` into the ring at `position`.
+    ///
+    /// # Safety
+    ///
+    /// The mapping must still be in place, and those bytes of the ring the caller's to write:
+    /// no one else reads or writes them meanwhile.
+    #[inline]
+    unsafe fn write_at(self, position: u64, bytes: &[u8]) {
+        let (start, first) = self.split(position, bytes.len());
+        // SAFETY: `start + first <= capacity` and `bytes.len() - first <= start` (as
+        // `bytes.len() <= capacity`), all inside the mapping, which does not overlap `bytes`.
         unsafe {
-            std::ptr::copy_nonoverlapping(base.add(start), bytes.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(base, bytes.as_mut_ptr().add(first), bytes.len() - first);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(start), first);
+            if first < bytes.len() {
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr().add(first),
+                    self.base,
+                    bytes.len() - first,
+                );
+            }
         }
     }
 
-    fn mapped(&mut self) -> (*mut u8, u64) {
-        let view = self.view();
-        (view.ptr.expect("mapped before use").as_ptr(), view.len)
+    /// Writes a frame of `frame` bytes at `position`: the length of `parts`, then them, one
+    /// after the other.
+    ///
+    /// # Safety
+    ///
+    /// As [`write_at`](Ring::write_at), for the whole frame; `frame` must be the length and
+    /// the parts.
+    unsafe fn write_frame(self, mut position: u64, frame: u64, parts: &[&[u8]]) {
+        // SAFETY: each piece lies within the frame, which the caller may write.
+        unsafe {
+            self.write_at(position, &(frame - LENGTH).to_le_bytes());
+            position += LENGTH;
+            for part in parts.iter().filter(|part| !part.is_empty()) {
+                self.write_at(position, part);
+                position += part.len() as u64;
+            }
+        }
+    }
+
+    /// Copies `count` bytes from the ring at `position` to `destination`.
+    ///
+    /// # Safety
+    ///
+    /// The mapping must still be in place, and no one write those bytes of the ring
+    /// meanwhile; `destination` must be valid for writing `count` bytes, outside the ring.
+    #[inline]
+    unsafe fn read_into(self, position: u64, destination: *mut u8, count: usize) {
+        let (start, first) = self.split(position, count);
+        // SAFETY: as in `write_at`, the other way; the destination is the caller's.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.base.add(start), destination, first);
+            if first < count {
+                std::ptr::copy_nonoverlapping(self.base, destination.add(first), count - first);
+            }
+        }
     }
 }
 
 impl Drop for Guard<'_> {
+    #[inline]
     fn drop(&mut self) {
         let _ = self.inner.header.mutex.unlock();
+    }
+}
+
+/// The writers' mutex, held; unlocked when dropped.
+struct Writer<'a>(&'a RawMutex);
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+/// The oldest message in the ring, read in order under the mutex.
+struct Frame<'g, 'a> {
+    guard: &'g mut Guard<'a>,
+    /// Where the next byte to read sits.
+    position: u64,
+    /// Bytes of the message not read yet.
+    left: u64,
+}
+
+impl Frame<'_, '_> {
+    /// Appends the next `count` bytes of the message to `buffer`.
+    ///
+    /// # Panics
+    ///
+    /// If fewer than `count` bytes of the message are left.
+    #[inline]
+    fn append(&mut self, buffer: &mut Vec<u8>, count: usize) {
+        assert!(count as u64 <= self.left, "read past the end of a message");
+        buffer.reserve(count);
+        let spare = &mut buffer.spare_capacity_mut()[..count];
+        let ring = self.guard.mapped();
+        // SAFETY: the guard keeps writers out of the message, and the mapping in place;
+        // `spare` is `count` bytes of the buffer's own memory, which is not the ring.
+        unsafe { ring.read_into(self.position, spare.as_mut_ptr().cast(), count) };
+        // SAFETY: the copy initialised the `count` bytes after the buffer's length.
+        unsafe { buffer.set_len(buffer.len() + count) };
+        self.position += count as u64;
+        self.left -= count as u64;
     }
 }
 
@@ -909,6 +1157,78 @@ mod tests {
         // Longer than what the queue holds, though under the limit.
         damage_length(&queue, 1000);
         assert!(matches!(queue.get(), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_block_that_claims_more_than_its_message_is_refused_and_consumed() {
+        let queue: Queue<Vec<u8>> = Queue::new().unwrap();
+        queue.put(vec![0; 20]).unwrap();
+        queue.put(vec![4]).unwrap();
+        {
+            // The first message's block now claims 2^60 bytes (a length marker, then a u64),
+            // where it said 20.
+            let mut guard = queue.inner.lock(None).unwrap().expect("no deadline");
+            let head = guard.state().head;
+            guard.write_at(head + LENGTH, &[0xfd]);
+            guard.write_at(head + LENGTH + 1, &(1u64 << 60).to_le_bytes());
+        }
+        let error = queue.get().unwrap_err();
+        assert!(matches!(error, Error::Decode { .. }), "{error}");
+        assert_eq!(queue.get().unwrap(), [4]);
+    }
+
+    #[test]
+    fn a_large_copy_left_unfinished_is_no_message_and_blocks_nothing() {
+        let queue: Queue<Vec<u8>> = Queue::new().unwrap();
+        queue.put(vec![1]).unwrap();
+        {
+            // What a writer killed while it copies a large message in leaves: the flag set,
+            // part of a frame past the tail.
+            let mut guard = queue.inner.lock(None).unwrap().expect("no deadline");
+            guard.state().writing = true;
+            let tail = guard.state().tail;
+            guard.write_at(tail, &(LARGE * 2).to_le_bytes());
+        }
+        assert_eq!(queue.get().unwrap(), [1]);
+        // The unfinished frame is no message.
+        assert!(matches!(queue.try_get(), Err(Error::Empty)));
+        queue.put(vec![2]).unwrap();
+        queue.put(vec![3; LARGE as usize]).unwrap();
+        assert_eq!(queue.get().unwrap(), [2]);
+        assert_eq!(queue.get().unwrap(), vec![3; LARGE as usize]);
+        assert!(queue.empty().unwrap());
+    }
+
+    #[test]
+    fn an_emptied_ring_starts_over_at_its_beginning() {
+        let queue: Queue<u64> = Queue::new().unwrap();
+        queue.put(1).unwrap();
+        queue.put(2).unwrap();
+        assert_eq!(queue.get().unwrap(), 1);
+        assert_eq!(queue.get().unwrap(), 2);
+        queue.put(3).unwrap();
+        let ends = |queue: &Queue<u64>| {
+            let mut guard = queue.inner.lock(None).unwrap().expect("no deadline");
+            let state = guard.state();
+            (state.head, state.tail)
+        };
+        assert_eq!(
+            ends(&queue),
+            (0, LENGTH + 1),
+            "the third message starts at 0"
+        );
+        assert_eq!(queue.get().unwrap(), 3);
+        // Half of a start over, as a writer killed between its two stores leaves it.
+        queue
+            .inner
+            .lock(None)
+            .unwrap()
+            .expect("no deadline")
+            .state()
+            .tail = 0;
+        queue.put(4).unwrap();
+        assert_eq!(ends(&queue), (0, LENGTH + 1));
+        assert_eq!(queue.get().unwrap(), 4);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use multiprocessing::connection::{Waitable, wait};
-use multiprocessing::{Connection, Error, Process, pipe};
+use multiprocessing::{Bytes, Connection, Error, Process, pipe};
 
 /// A peer end as a raw socket, to write whatever bytes a test needs.
 fn raw_socket(end: Connection) -> UnixStream {
@@ -134,6 +134,55 @@ fn garbage_is_a_decode_error() {
     // The frame was whole, so the stream goes on.
     writer.send(&"fine").unwrap();
     assert_eq!(reader.recv::<String>().unwrap(), "fine");
+}
+
+#[test]
+fn blocks_of_bytes_cross_whole_in_either_type() {
+    let (mut reader, mut writer) = pipe(false).unwrap();
+    let big: Vec<u8> = (0..(3 << 20) + 7).map(|i: u32| (i % 251) as u8).collect();
+    let sender = {
+        let big = big.clone();
+        Process::new(move || -> multiprocessing::Result<()> {
+            writer.send(&Bytes(big.clone()))?;
+            writer.send(&big)?;
+            writer.send(&big[..10])?;
+            writer.send(&(7u32, Bytes(big.clone())))?;
+            writer.send(&Bytes::default())
+        })
+    };
+    sender.start().unwrap();
+    assert_eq!(reader.recv::<Vec<u8>>().unwrap(), big);
+    assert_eq!(reader.recv::<Bytes>().unwrap().0, big);
+    assert_eq!(reader.recv::<Bytes>().unwrap().0, big[..10]);
+    assert_eq!(reader.recv::<(u32, Vec<u8>)>().unwrap(), (7, big));
+    assert!(reader.recv::<Vec<u8>>().unwrap().is_empty());
+    assert!(finish(&sender).success());
+}
+
+#[test]
+fn a_block_that_claims_more_than_its_frame_is_refused() {
+    let (mut reader, writer) = pipe(false).unwrap();
+    let mut raw = raw_socket(writer);
+    // A frame of 9 bytes whose block claims 2^60 bytes: a length marker, then a u64.
+    raw.write_all(&9u64.to_le_bytes()).unwrap();
+    raw.write_all(&[0xfd]).unwrap();
+    raw.write_all(&(1u64 << 60).to_le_bytes()).unwrap();
+    let error = reader.recv::<Vec<u8>>().unwrap_err();
+    assert!(matches!(error, Error::Decode { .. }), "{error}");
+    // The frame was whole, so the stream goes on; then a block cut short by the end of the
+    // stream is corrupt, not half a message.
+    raw.write_all(&100u64.to_le_bytes()).unwrap();
+    raw.write_all(&[99]).unwrap();
+    raw.write_all(&[1; 10]).unwrap();
+    drop(raw);
+    let error = reader.recv::<Bytes>().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        Error::Corrupt {
+            message: "the stream ended 11 bytes into a 100-byte message".into()
+        }
+        .to_string()
+    );
 }
 
 #[test]
