@@ -10,6 +10,7 @@
 //! [`catalogue`] and prints one `name: value unit` line for each.
 
 pub mod catalogue;
+pub mod chart;
 pub mod compare;
 pub mod cpu;
 pub mod floor;
