@@ -27,18 +27,24 @@ FORKSERVER = multiprocessing.get_context("forkserver")
 # forkserver take fewer samples here than the runtime's, which share `warmup` and `samples`.
 FULL = dict(warmup=100, samples=1000, runs=5, ints=100_000, messages=100,
             message_bytes=1 << 20, map_inputs=100_000, chunk1_inputs=10_000,
+            imap_items=1_000_000, size_bytes=64 << 20, size_messages=100_000,
             fib_calls=8, fib_time=0.030, lock_pairs=2_000_000, contended_pairs=1_000_000,
             start_warmup=5, start_samples=100)
 SMOKE = dict(warmup=1, samples=5, runs=1, ints=100, messages=4, message_bytes=64 << 10,
-             map_inputs=1000, chunk1_inputs=100, fib_calls=8, fib_time=0.001,
+             map_inputs=1000, chunk1_inputs=100, imap_items=1000, size_bytes=64 << 10,
+             size_messages=4, fib_calls=8, fib_time=0.001,
              lock_pairs=1000, contended_pairs=1000, start_warmup=1, start_samples=1)
 
-UNITS = {"ms": "{:.1f}", "µs": "{:.1f}", "x": "{:.2f}", "": "{:.2f}"}
+# The payload sizes of the throughput curves and their names' endings (`SIZES` in
+# bench/src/catalogue.rs).
+SIZES = [(64, "64b"), (4 << 10, "4kib"), (256 << 10, "256kib"), (16 << 20, "16mib")]
+
+UNITS = {"ms": "{:.1f}", "µs": "{:.1f}", "MiB": "{:.1f}", "x": "{:.2f}", "": "{:.2f}"}
 
 
 def record(name, value, unit):
     """Prints one figure's line, formatted as the Rust side formats it."""
-    number = UNITS.get(unit, "{:.0f}").format(value)
+    number = UNITS.get(unit, "{:.1f}" if value < 100 else "{:.0f}").format(value)
     print(f"{name}: {number} {unit}".rstrip(), flush=True)
 
 
@@ -197,6 +203,31 @@ def put_payload(q, payload, count):
         q.put(payload)
 
 
+def send_payload(conn, payload, count):
+    for _ in range(count):
+        conn.send_bytes(payload)
+
+
+def pipe_bytes(payload, count):
+    """Seconds from a producer's start until the parent has received `count` messages with
+    `recv_bytes`."""
+    reader, writer = CTX.Pipe(duplex=False)
+    producer = CTX.Process(target=send_payload, args=(writer, payload, count))
+
+    def work():
+        producer.start()
+        for _ in range(count):
+            if len(reader.recv_bytes()) != len(payload):
+                raise RuntimeError("a message arrived with another size")
+
+    elapsed, _ = timed(work)
+    producer.join()
+    succeeded(producer)
+    writer.close()
+    reader.close()
+    return elapsed
+
+
 def transfer(count, target, *args):
     """Seconds from a producer's start until the parent has got `count` messages."""
     q = CTX.Queue()
@@ -226,6 +257,48 @@ def checked(work, inputs):
     elapsed, results = timed(work)
     check_squares(results, inputs)
     return elapsed
+
+
+def identity(payload):
+    return payload
+
+
+def map_identity(pool, payload, count):
+    # Distinct copies: pickle writes an object it meets again in one chunk as a reference.
+    inputs = [bytes(bytearray(payload)) for _ in range(count)]
+    elapsed, results = timed(lambda: pool.map(identity, inputs))
+    if results != inputs:
+        raise RuntimeError("the payloads came back changed")
+    return elapsed
+
+
+def peak_rss_mib():
+    """VmHWM from /proc/self/status: the most memory this process has held at once."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("/proc/self/status has no VmHWM: line")
+
+
+def imap_then_report(count, report):
+    with CTX.Pool(2) as pool:
+        for i, result in enumerate(pool.imap(square, range(count))):
+            if result != square(i):
+                raise RuntimeError(f"the square of {i} came back wrong")
+    report.send(peak_rss_mib())
+
+
+def imap_peak_rss(count):
+    """The peak memory of a child started by spawn (so that nothing this process did counts)
+    that reads the results of `imap` as they come."""
+    reader, writer = SPAWN.Pipe(duplex=False)
+    child = SPAWN.Process(target=imap_then_report, args=(count, writer))
+    child.start()
+    writer.close()
+    child.join()
+    succeeded(child)
+    return reader.recv()
 
 
 def fib(n):
@@ -320,23 +393,51 @@ def pools(s):
     pinned.finish()
 
 
+def imap_memory(s):
+    few = s["imap_items"] // 100
+    print(f"# peak memory reading {few} results of Pool.imap: {imap_peak_rss(few):.1f} MiB",
+          flush=True)
+    record("pool_imap_1m_items_peak_rss", imap_peak_rss(s["imap_items"]), "MiB")
+
+
 def big_messages(s):
     payload = bytes(i % 256 for i in range(s["message_bytes"]))
     count = s["messages"]
-    raw, queue = alternate(
+    raw, queue, pipe = alternate(
         1, s["runs"],
         lambda: pipe_bandwidth(payload, count),
         lambda: transfer(count, put_payload, payload, count),
+        lambda: pipe_bytes(payload, count),
     )
     mib = count * len(payload) / (1 << 20)
     record("raw_pipe_bandwidth", median_rate(raw, mib), "MiB/s")
     record("queue_1mib_throughput", median_rate(queue, mib), "MiB/s")
+    record("pipe_1mib_throughput", median_rate(pipe, mib), "MiB/s")
 
 
 def small_messages(s):
     count = s["ints"]
     (ints,) = alternate(1, s["runs"], lambda: transfer(count, put_ints, count))
     record("queue_ints_throughput", median_rate(ints, count), "msgs/s")
+
+
+def payload_sizes(s):
+    with CTX.Pool(2) as pool:
+        for size, ending in SIZES:
+            payload = bytes(i % 256 for i in range(size))
+            count = min(max(s["size_bytes"] // size, 1), s["size_messages"])
+            raw, queue, pipe, pool_map = alternate(
+                1, s["runs"],
+                lambda: pipe_bandwidth(payload, count),
+                lambda: transfer(count, put_payload, payload, count),
+                lambda: pipe_bytes(payload, count),
+                lambda: map_identity(pool, payload, count),
+            )
+            mib = count * size / (1 << 20)
+            record(f"raw_pipe_throughput_{ending}", median_rate(raw, mib), "MiB/s")
+            record(f"queue_throughput_{ending}", median_rate(queue, mib), "MiB/s")
+            record(f"pipe_throughput_{ending}", median_rate(pipe, mib), "MiB/s")
+            record(f"pool_map_throughput_{ending}", median_rate(pool_map, mib), "MiB/s")
 
 
 def cpu_speedups(s):
@@ -382,7 +483,8 @@ def main():
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"# CPython {platform.python_version()}", flush=True)
     print(f"# load average {load} at the start", flush=True)
-    for group in (forks, fresh_starts, pools, big_messages, small_messages, cpu_speedups, locks):
+    for group in (forks, fresh_starts, pools, imap_memory, big_messages, small_messages,
+                  payload_sizes, cpu_speedups, locks):
         group(scale)
 
 

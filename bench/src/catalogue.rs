@@ -62,12 +62,13 @@ impl Spec {
         self
     }
 
-    /// `value` as the figure's line shows it: one decimal for times, two for ratios, whole
-    /// numbers for rates.
+    /// `value` as the figure's line shows it: one decimal for times and sizes, two for ratios,
+    /// whole numbers for rates from 100 up and one decimal below.
     pub fn format(&self, value: f64) -> String {
         match self.unit {
-            "µs" | "ms" => format!("{value:.1}"),
+            "µs" | "ms" | "MiB" => format!("{value:.1}"),
             "x" | "" => format!("{value:.2}"),
+            _ if value < 100.0 => format!("{value:.1}"),
             _ => format!("{value:.0}"),
         }
     }
@@ -92,6 +93,69 @@ pub const RAW_BANDWIDTH: &str = "raw_pipe_bandwidth";
 /// The machine's load average over the last minute, printed beside the CPU speed-ups.
 pub const LOAD: &str = "load_average_1min";
 
+/// 1 MiB messages through `Connection::send_bytes` and `recv_bytes`.
+pub const PIPE_1MIB: &str = "pipe_1mib_throughput";
+/// The peak resident memory of a process reading a million results of `Pool::imap`.
+pub const IMAP_PEAK: &str = "pool_imap_1m_items_peak_rss";
+
+/// One payload size of the throughput curves, and the names of its figures, each in MiB/s.
+#[derive(Clone, Copy, Debug)]
+pub struct Size {
+    /// The payload, in bytes.
+    pub bytes: usize,
+    /// The size as the chart's axis shows it: `64 B`.
+    pub label: &'static str,
+    /// A bare pipe: the floor of the other three.
+    pub floor: &'static str,
+    /// `Queue::put` and `get` of a `Vec<u8>`.
+    pub queue: &'static str,
+    /// `Connection::send_bytes` and `recv_bytes`.
+    pub pipe: &'static str,
+    /// `Pool::map` of the identity on `Vec<u8>`s.
+    pub pool: &'static str,
+}
+
+/// The payload sizes of the throughput curves, 64 times apart.
+pub const SIZES: [Size; 4] = [
+    Size {
+        bytes: 64,
+        label: "64 B",
+        floor: "raw_pipe_throughput_64b",
+        queue: "queue_throughput_64b",
+        pipe: "pipe_throughput_64b",
+        pool: "pool_map_throughput_64b",
+    },
+    Size {
+        bytes: 4 << 10,
+        label: "4 KiB",
+        floor: "raw_pipe_throughput_4kib",
+        queue: "queue_throughput_4kib",
+        pipe: "pipe_throughput_4kib",
+        pool: "pool_map_throughput_4kib",
+    },
+    Size {
+        bytes: 256 << 10,
+        label: "256 KiB",
+        floor: "raw_pipe_throughput_256kib",
+        queue: "queue_throughput_256kib",
+        pipe: "pipe_throughput_256kib",
+        pool: "pool_map_throughput_256kib",
+    },
+    Size {
+        bytes: 16 << 20,
+        label: "16 MiB",
+        floor: "raw_pipe_throughput_16mib",
+        queue: "queue_throughput_16mib",
+        pipe: "pipe_throughput_16mib",
+        pool: "pool_map_throughput_16mib",
+    },
+];
+
+/// A throughput in MiB/s, as every figure of the curves is.
+const fn rate(name: &'static str) -> Spec {
+    spec(name, "MiB/s", Better::Higher)
+}
+
 /// Every figure, in the order of the issue and of the table.
 pub const FIGURES: &[Spec] = &[
     spec(RAW_FORK, "µs", Better::Lower),
@@ -112,6 +176,9 @@ pub const FIGURES: &[Spec] = &[
     spec("queue_1mib_throughput", "MiB/s", Better::Higher)
         .floor(RAW_BANDWIDTH)
         .targets(&[Target::ShareOfFloor(0.7)]),
+    spec(PIPE_1MIB, "MiB/s", Better::Higher)
+        .floor(RAW_BANDWIDTH)
+        .targets(&[Target::ShareOfFloor(0.9)]),
     spec("pool_map_default_chunksize_wall", "ms", Better::Lower),
     spec("pool_map_chunksize1_per_task", "µs", Better::Lower).targets(&[Target::TimesPython(10.0)]),
     spec("pool_apply_async_get_median", "µs", Better::Lower)
@@ -121,6 +188,7 @@ pub const FIGURES: &[Spec] = &[
         .floor(RAW_ROUNDTRIP)
         .targets(&[Target::WithinFloor(3.0)]),
     spec("ppe_map_chunksize1_per_item", "µs", Better::Lower).targets(&[Target::TimesPython(10.0)]),
+    spec(IMAP_PEAK, "MiB", Better::Lower),
     spec(LOAD, "", Better::Neither),
     spec("cpu_speedup_process_pool2", "x", Better::Higher).targets(&[Target::AtLeast(1.8)]),
     spec("cpu_speedup_thread_pool2", "x", Better::Higher).targets(&[Target::AtLeast(1.8)]),
@@ -131,6 +199,22 @@ pub const FIGURES: &[Spec] = &[
         "pairs/s",
         Better::Higher,
     ),
+    rate(SIZES[0].floor),
+    rate(SIZES[0].queue).floor(SIZES[0].floor),
+    rate(SIZES[0].pipe).floor(SIZES[0].floor),
+    rate(SIZES[0].pool).floor(SIZES[0].floor),
+    rate(SIZES[1].floor),
+    rate(SIZES[1].queue).floor(SIZES[1].floor),
+    rate(SIZES[1].pipe).floor(SIZES[1].floor),
+    rate(SIZES[1].pool).floor(SIZES[1].floor),
+    rate(SIZES[2].floor),
+    rate(SIZES[2].queue).floor(SIZES[2].floor),
+    rate(SIZES[2].pipe).floor(SIZES[2].floor),
+    rate(SIZES[2].pool).floor(SIZES[2].floor),
+    rate(SIZES[3].floor),
+    rate(SIZES[3].queue).floor(SIZES[3].floor),
+    rate(SIZES[3].pipe).floor(SIZES[3].floor),
+    rate(SIZES[3].pool).floor(SIZES[3].floor),
 ];
 
 /// The figure called `name`.

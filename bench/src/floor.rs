@@ -1,11 +1,12 @@
 //! The floor the operating system sets: bare `fork` + `waitpid`, bare `posix_spawn` +
-//! `waitpid`, and a bare pipe, with nothing of the runtime in between. The runtime's figures
-//! are set against these, measured in the same run.
+//! `waitpid`, a bare pipe and a bare socket pair, with nothing of the runtime in between. The
+//! runtime's figures are set against these, measured in the same run.
 
 use std::ffi::CStr;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe};
 
 use crate::Result;
+use crate::measure;
 
 /// Forks a bare child that closes `parents_ends`, runs `body` and ends with `_exit`: code 0 if
 /// `body` returned true, 1 otherwise. What `body` captured is closed in the parent when this
@@ -67,12 +69,7 @@ pub fn fork_wait() -> Result<Duration> {
 ///
 /// When `/proc/self/status` cannot be read or has no `Threads:` line.
 pub fn threads() -> Result<usize> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let count = status
-        .lines()
-        .find_map(|line| line.strip_prefix("Threads:"))
-        .ok_or("/proc/self/status has no Threads: line")?;
-    Ok(count.trim().parse()?)
+    Ok(measure::status("Threads")?.parse()?)
 }
 
 /// The trivial program [`spawn_wait`] starts.
@@ -206,6 +203,26 @@ fn echo(input: OwnedFd, output: OwnedFd) -> bool {
 /// When the pipe or the child fails, or fewer bytes arrive than were sent.
 pub fn pipe_bandwidth(payload: &[u8], messages: usize) -> Result<Duration> {
     let (read_end, write_end) = pipe()?;
+    bandwidth(read_end, write_end, payload, messages)
+}
+
+/// [`pipe_bandwidth`] through a Unix socket pair, which is what a `Pipe` of the runtime is,
+/// instead of a pipe.
+///
+/// # Errors
+///
+/// As [`pipe_bandwidth`].
+pub fn socket_bandwidth(payload: &[u8], messages: usize) -> Result<Duration> {
+    let (read_end, write_end) = UnixStream::pair()?;
+    bandwidth(read_end.into(), write_end.into(), payload, messages)
+}
+
+fn bandwidth(
+    read_end: OwnedFd,
+    write_end: OwnedFd,
+    payload: &[u8],
+    messages: usize,
+) -> Result<Duration> {
     let mut input = File::from(read_end);
     let mut buffer = vec![0; payload.len()];
     let start = Instant::now();

@@ -10,12 +10,14 @@
 //! [`catalogue`] and prints one `name: value unit` line for each.
 
 pub mod catalogue;
+pub mod chart;
 pub mod compare;
 pub mod cpu;
 pub mod floor;
 pub mod lock;
 pub mod machine;
 pub mod measure;
+pub mod pipe;
 pub mod pool;
 pub mod process;
 pub mod queue;
@@ -25,7 +27,9 @@ use std::time::Duration;
 use multiprocessing::futures::{ProcessPoolExecutor, ThreadPoolExecutor};
 use multiprocessing::{Pool, StartMethod};
 
-use catalogue::{LOAD, RAW_BANDWIDTH, RAW_FORK, RAW_ROUNDTRIP, RAW_SPAWN};
+use catalogue::{
+    IMAP_PEAK, LOAD, PIPE_1MIB, RAW_BANDWIDTH, RAW_FORK, RAW_ROUNDTRIP, RAW_SPAWN, SIZES,
+};
 use measure::{Figures, alternate, load_average, median_micros, median_millis, median_rate};
 
 /// What can go wrong: the runtime's errors, the system's, and the benchmark's own messages.
@@ -42,7 +46,7 @@ pub struct Scale {
     pub runs: usize,
     /// Small integers sent through a queue in one run.
     pub ints: u64,
-    /// Large messages sent through a queue (or a pipe) in one run.
+    /// Large messages sent through a queue, a pipe and a bare pipe in one run.
     pub messages: u64,
     /// The size of a large message, in bytes.
     pub message_bytes: usize,
@@ -50,6 +54,12 @@ pub struct Scale {
     pub map_inputs: u64,
     /// Inputs of each map in chunks of 1.
     pub chunk1_inputs: u64,
+    /// Inputs of `Pool.imap` whose peak memory is measured.
+    pub imap_items: u64,
+    /// Bytes sent at each payload size in one run of a throughput curve...
+    pub size_bytes: usize,
+    /// ...in this many messages at most.
+    pub size_messages: usize,
     /// Fibonacci calls in each CPU speed-up run, and how long each should take.
     pub fib_calls: usize,
     /// How long one Fibonacci call should take.
@@ -71,6 +81,9 @@ impl Scale {
         message_bytes: 1 << 20,
         map_inputs: 100_000,
         chunk1_inputs: 10_000,
+        imap_items: 1_000_000,
+        size_bytes: 64 << 20,
+        size_messages: 100_000,
         fib_calls: 8,
         fib_time: Duration::from_millis(30),
         lock_pairs: 2_000_000,
@@ -87,6 +100,9 @@ impl Scale {
         message_bytes: 64 << 10,
         map_inputs: 1000,
         chunk1_inputs: 100,
+        imap_items: 1000,
+        size_bytes: 64 << 10,
+        size_messages: 4,
         fib_calls: 8,
         fib_time: Duration::from_millis(1),
         lock_pairs: 1000,
@@ -108,8 +124,10 @@ pub fn run(scale: &Scale) -> Result<Figures> {
     forks(scale, &mut figures)?;
     spawns(scale, &mut figures)?;
     pools(scale, &mut figures)?;
+    imap_memory(scale, &mut figures)?;
     big_messages(scale, &mut figures)?;
     small_messages(scale, &mut figures)?;
+    payload_sizes(scale, &mut figures)?;
     cpu_speedups(scale, &mut figures)?;
     locks(scale, &mut figures)?;
     Ok(figures)
@@ -208,21 +226,40 @@ fn pools(scale: &Scale, figures: &mut Figures) -> Result<()> {
     pinned.finish()
 }
 
-/// Large messages through a bare pipe and through a `Queue`, in turns.
+/// The peak memory of a process reading `Pool::imap`'s results, and the same for a hundredth
+/// of the inputs as a note: the look-ahead bounds what it holds, so the two should be close.
+fn imap_memory(scale: &Scale, figures: &mut Figures) -> Result<()> {
+    let few = scale.imap_items / 100;
+    figures.note(format!(
+        "peak memory reading {few} results of Pool.imap: {:.1} MiB",
+        pool::imap_peak_rss(few)?
+    ));
+    figures.record(IMAP_PEAK, pool::imap_peak_rss(scale.imap_items)?);
+    Ok(())
+}
+
+/// Large messages through a bare pipe, a bare socket pair, a `Queue` and a `Pipe`, in turns.
 fn big_messages(scale: &Scale, figures: &mut Figures) -> Result<()> {
     let payload: Vec<u8> = (0..scale.message_bytes).map(|i| i as u8).collect();
     let count = scale.messages;
-    let [raw, queue] = alternate(
+    let [raw, socket, queue, pipe] = alternate(
         1,
         scale.runs,
         [
             &mut || floor::pipe_bandwidth(&payload, count as usize),
+            &mut || floor::socket_bandwidth(&payload, count as usize),
             &mut || queue::bytes(&payload, count),
+            &mut || pipe::bytes(&payload, count),
         ],
     )?;
     let mib = (count as usize * scale.message_bytes) as f64 / f64::from(1 << 20);
+    figures.note(format!(
+        "bare Unix socket pair bandwidth, which a Pipe is made of: {:.0} MiB/s",
+        median_rate(&socket, mib)
+    ));
     figures.record(RAW_BANDWIDTH, median_rate(&raw, mib));
     figures.record("queue_1mib_throughput", median_rate(&queue, mib));
+    figures.record(PIPE_1MIB, median_rate(&pipe, mib));
     Ok(())
 }
 
@@ -233,6 +270,32 @@ fn small_messages(scale: &Scale, figures: &mut Figures) -> Result<()> {
         "queue_ints_throughput",
         median_rate(&ints, scale.ints as f64),
     );
+    Ok(())
+}
+
+/// Each payload size of the curves through a bare pipe, a `Queue`, a `Pipe` and a `Pool(2)`'s
+/// `map`, in turns; the number of messages makes `size_bytes`, within `size_messages`.
+fn payload_sizes(scale: &Scale, figures: &mut Figures) -> Result<()> {
+    let pool = Pool::new(2)?;
+    for size in SIZES {
+        let payload: Vec<u8> = (0..size.bytes).map(|i| i as u8).collect();
+        let count = (scale.size_bytes / size.bytes).clamp(1, scale.size_messages);
+        let [raw, queue, pipe, map] = alternate(
+            1,
+            scale.runs,
+            [
+                &mut || floor::pipe_bandwidth(&payload, count),
+                &mut || queue::bytes(&payload, count as u64),
+                &mut || pipe::bytes(&payload, count as u64),
+                &mut || pool::map_identity(&pool, &payload, count),
+            ],
+        )?;
+        let mib = (count * size.bytes) as f64 / f64::from(1 << 20);
+        figures.record(size.floor, median_rate(&raw, mib));
+        figures.record(size.queue, median_rate(&queue, mib));
+        figures.record(size.pipe, median_rate(&pipe, mib));
+        figures.record(size.pool, median_rate(&map, mib));
+    }
     Ok(())
 }
 

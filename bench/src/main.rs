@@ -1,15 +1,18 @@
-//! The benchmark's command line: the Rust figures, and with `--compare` the Python baseline and
-//! the table. See the library's documentation and the book's "Performance" chapter.
+//! The benchmark's command line: the Rust figures, with `--compare` the Python baseline and
+//! the table, and with `--chart` the pictures. See the library's documentation and the book's
+//! "Performance" chapter.
 //!
-//! Run: `cargo run --release -p bench -- --compare`.
+//! Run: `cargo run --release -p bench -- --compare --chart bench`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bench::{Scale, compare, machine};
+use bench::{Scale, chart, compare, machine};
 
-const USAGE: &str = "usage: bench [--compare] [--smoke]
-  --compare  also run the CPython baseline (bench/baseline.py) and print a table of both
-  --smoke    tiny counts that only prove every figure runs; the values mean nothing";
+const USAGE: &str = "usage: bench [--compare] [--smoke] [--chart FOLDER]
+  --compare       also run the CPython baseline (bench/baseline.py) and print a table of both
+  --smoke         tiny counts that only prove every figure runs; the values mean nothing
+  --chart FOLDER  also draw the figures into FOLDER/results.svg and FOLDER/sizes.svg";
 
 fn main() -> ExitCode {
     // A child started by `spawn` or `forkserver` runs this `main` again: here it does its
@@ -20,10 +23,19 @@ fn main() -> ExitCode {
     }
     let mut compare = false;
     let mut smoke = false;
-    for arg in std::env::args().skip(1) {
+    let mut chart = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--compare" => compare = true,
             "--smoke" => smoke = true,
+            "--chart" => match args.next() {
+                Some(folder) => chart = Some(PathBuf::from(folder)),
+                None => {
+                    eprintln!("bench: --chart needs a folder\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -34,7 +46,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    match run(compare, smoke) {
+    match run(compare, smoke, chart) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("bench: {error}");
@@ -43,7 +55,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(compare: bool, smoke: bool) -> bench::Result<()> {
+fn run(compare: bool, smoke: bool, chart: Option<PathBuf>) -> bench::Result<()> {
     if compare {
         compare::check_python()?;
     }
@@ -51,12 +63,19 @@ fn run(compare: bool, smoke: bool) -> bench::Result<()> {
     let machine = machine::describe();
     println!("# Rust runtime: {machine}");
     let rust = bench::run(&scale)?;
-    if !compare {
-        return Ok(());
+    let python = if compare {
+        println!("# CPython baseline: {}", compare::script().display());
+        let python = compare::run_baseline(smoke)?;
+        println!();
+        print!("{}", compare::report(&machine, &rust, &python));
+        python
+    } else {
+        bench::measure::Figures::default()
+    };
+    if let Some(folder) = chart {
+        let caption = format!("Measured {machine}");
+        let [figures, sizes] = chart::write(&folder, &caption, &rust, &python)?;
+        println!("\nDrew {} and {}.", figures.display(), sizes.display());
     }
-    println!("# CPython baseline: {}", compare::script().display());
-    let python = compare::run_baseline(smoke)?;
-    println!();
-    print!("{}", compare::report(&machine, &rust, &python));
     Ok(())
 }

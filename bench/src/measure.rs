@@ -100,6 +100,21 @@ pub fn load_average() -> Result<[f64; 3]> {
     Ok([next()?, next()?, next()?])
 }
 
+/// The value after `field:` in `/proc/self/status`, trimmed: `12` for `Threads`, `3180 kB` for
+/// `VmHWM`.
+///
+/// # Errors
+///
+/// When `/proc/self/status` cannot be read or has no such line.
+pub fn status(field: &str) -> Result<String> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let value = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .ok_or_else(|| format!("/proc/self/status has no {field}: line"))?;
+    Ok(value.trim().to_owned())
+}
+
 /// The figures of one run, printed as they are recorded, and notes on how it went.
 #[derive(Debug, Default)]
 pub struct Figures {

@@ -1,9 +1,12 @@
-//! Runs the benchmark once with tiny counts (`--smoke`) to prove that every figure is measured
-//! and printed. No test here looks at a value: a timing is a benchmark, not a test.
+//! Runs the benchmark once with tiny counts (`--smoke`) to prove that every figure is measured,
+//! printed and drawn. No test here looks at a value: a timing is a benchmark, not a test.
 
+use std::fs;
+use std::path::Path;
 use std::process::{Command, Output};
 
-use bench::catalogue::FIGURES;
+use bench::catalogue::{FIGURES, SIZES};
+use bench::chart::{FIGURES_SVG, SIZES_SVG};
 use bench::compare::PYTHON_VAR;
 
 /// Runs the built benchmark with `args`, and `BENCH_PYTHON` set to `python` if given.
@@ -54,12 +57,18 @@ fn every_figure_is_printed_with_a_number() {
 }
 
 #[test]
-fn compare_prints_a_row_with_both_runs_for_every_figure() {
+fn compare_prints_a_row_with_both_runs_for_every_figure_and_draws_them() {
     if !python_runs() {
         eprintln!("skipped: python3 is not installed");
         return;
     }
-    let text = stdout_of(&bench(&["--smoke", "--compare"], None));
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("chart");
+    fs::create_dir_all(&folder).expect("a folder for the chart");
+    let folder_arg = folder.to_str().expect("a UTF-8 path");
+    let text = stdout_of(&bench(
+        &["--smoke", "--compare", "--chart", folder_arg],
+        None,
+    ));
     for spec in FIGURES {
         let row = text
             .lines()
@@ -75,6 +84,37 @@ fn compare_prints_a_row_with_both_runs_for_every_figure() {
             );
         }
     }
+    let svg = |file| {
+        let text = fs::read_to_string(folder.join(file)).expect("the chart was written");
+        assert!(text.starts_with("<svg"), "{file} is no SVG");
+        text
+    };
+    let bars = svg(FIGURES_SVG);
+    for name in [
+        "process_fork_start_join_median",
+        "pool_imap_1m_items_peak_rss",
+    ] {
+        assert!(bars.contains(name), "{FIGURES_SVG} has no chart of {name}");
+    }
+    let curves = svg(SIZES_SVG);
+    for size in SIZES {
+        assert!(
+            curves.contains(size.label),
+            "{SIZES_SVG} has no {}",
+            size.label
+        );
+    }
+}
+
+#[test]
+fn chart_without_a_folder_says_what_to_do() {
+    let output = bench(&["--chart"], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains("--chart needs a folder"),
+        "stderr: {stderr}"
+    );
 }
 
 #[test]
