@@ -451,15 +451,12 @@ impl Process {
                     parent: (state.name.clone(), state.pid),
                     work,
                 };
-                let fds_copy: std::io::Result<Vec<std::os::fd::OwnedFd>> =
-                    fds.iter().map(|fd| fd.try_clone()).collect();
-                let launched = match fds_copy.map_err(Error::io("cannot pass descriptors")) {
-                    Err(error) => Err(error),
-                    Ok(copies) if method == StartMethod::Spawn => {
-                        crate::start::spawn_launch(&boot, copies).map(Waiter::new)
-                    }
-                    Ok(copies) => crate::start::forkserver_launch(&boot, copies)
-                        .map(|(pid, report)| Waiter::remote(pid, report)),
+                // The child gets its own copies as they are sent; ours close with the job.
+                let launched = if method == StartMethod::Spawn {
+                    crate::start::spawn_launch(&boot, &fds).map(Waiter::new)
+                } else {
+                    crate::start::forkserver_launch(&boot, &fds)
+                        .map(|(pid, report)| Waiter::remote(pid, report))
                 };
                 launched.map_err(|error| {
                     (

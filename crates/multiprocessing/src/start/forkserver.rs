@@ -68,7 +68,7 @@ impl Server {
 ///
 /// [`Error::NotInitialized`] without [`init`](super::init); [`Error::Os`] when the server
 /// cannot fork or cannot be started.
-pub(crate) fn launch(boot: &Boot, fds: Vec<OwnedFd>) -> Result<(Pid, OwnedFd)> {
+pub(crate) fn launch(boot: &Boot, fds: &[OwnedFd]) -> Result<(Pid, OwnedFd)> {
     check_initialized(StartMethod::Forkserver)?;
     let message = codec::encode(boot)?;
     let (report, report_writer) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
@@ -118,7 +118,7 @@ fn start_server() -> Result<Server> {
         parent: (parent.name.clone(), parent.pid),
         work: Work::Forkserver,
     };
-    let pid = spawn::launch(&boot, vec![OwnedFd::from(theirs), alive_reader])?;
+    let pid = spawn::launch(&boot, &[OwnedFd::from(theirs), alive_reader])?;
     log::debug!("started the fork server with pid {pid}");
     Ok(Server {
         requests,

@@ -32,7 +32,7 @@ const BOOT_FD: RawFd = 3;
 ///
 /// [`Error::NotInitialized`] when this program did not call [`init`](super::init), or the
 /// child did not (it ended without reading its work); [`Error::Os`] when it cannot start.
-pub(crate) fn launch(boot: &Boot, fds: Vec<OwnedFd>) -> Result<Pid> {
+pub(crate) fn launch(boot: &Boot, fds: &[OwnedFd]) -> Result<Pid> {
     check_initialized(StartMethod::Spawn)?;
     let message = codec::encode(boot)?;
     let (ours, theirs) =
