@@ -864,7 +864,7 @@ pub(crate) fn current_state() -> &'static state::State {
     state::current()
 }
 
-pub(crate) use wait::pidfd_open;
+pub(crate) use wait::{pidfd_open, reap_raw};
 
 /// Becomes the child a process started afresh was asked to be, and runs `target`; `watch` is
 /// the pid whose end a daemonic child must not outlive. Never returns.

@@ -136,27 +136,34 @@ impl Waiter {
 }
 
 /// `waitpid(pid, WNOHANG)`: the status if the child has ended, `None` if it runs.
+fn reap(pid: Pid) -> Result<Option<ExitStatus>> {
+    match reap_raw(pid) {
+        Ok(raw) => Ok(raw.and_then(ExitStatus::from_raw)),
+        Err(errno) => Err(Error::Os {
+            context: "cannot wait for the process (was it reaped by someone else?)",
+            errno,
+        }),
+    }
+}
+
+/// `waitpid(pid, WNOHANG)`, retried when a signal interrupts it: the child's raw status once
+/// it has ended (exited or killed), `None` while it runs or is only stopped.
 ///
 /// This calls libc, not `nix::sys::wait::waitpid`: nix decodes the status into its `Signal`,
 /// which has no variant for the real-time signals, so for a child killed by one it reaps the
 /// child and then fails with `EINVAL`, and how the child ended is lost for good.
 /// [`ExitStatus::from_raw`] keeps any signal's number.
-fn reap(pid: Pid) -> Result<Option<ExitStatus>> {
+pub(crate) fn reap_raw(pid: Pid) -> nix::Result<Option<libc::c_int>> {
     loop {
         let mut raw = 0;
         // SAFETY: waitpid writes one int through a valid pointer.
         let reaped = unsafe { libc::waitpid(pid.as_raw(), &mut raw, libc::WNOHANG) };
         match Errno::result(reaped) {
             Ok(0) => return Ok(None),
-            Err(Errno::EINTR) => continue,
-            Err(errno) => {
-                return Err(Error::Os {
-                    context: "cannot wait for the process (was it reaped by someone else?)",
-                    errno,
-                });
-            }
+            Err(Errno::EINTR) => {}
+            Err(errno) => return Err(errno),
             // Stopped and continued children have not ended: keep waiting.
-            Ok(_) => return Ok(ExitStatus::from_raw(raw)),
+            Ok(_) => return Ok(ExitStatus::from_raw(raw).map(|_| raw)),
         }
     }
 }

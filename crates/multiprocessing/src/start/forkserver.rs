@@ -196,18 +196,14 @@ pub(super) fn serve(fds: Vec<OwnedFd>) -> ! {
 
 /// Reports the child's status if it has ended; whether it has.
 fn reaped(child: &Child) -> bool {
-    let mut raw = 0;
-    // SAFETY: waitpid writes one int through a valid pointer. (libc rather than nix, for the
-    // reason given at `process::wait::reap`: a real-time signal's number must survive.)
-    let reaped = unsafe { libc::waitpid(child.pid.as_raw(), &mut raw, libc::WNOHANG) };
-    if reaped <= 0 {
-        return reaped < 0 && Errno::last() == Errno::ECHILD;
+    match crate::process::reap_raw(child.pid) {
+        Ok(Some(raw)) => {
+            let _ = nix::unistd::write(&child.report, &raw.to_le_bytes());
+            true
+        }
+        Ok(None) => false,
+        Err(errno) => errno == Errno::ECHILD,
     }
-    if libc::WIFEXITED(raw) || libc::WIFSIGNALED(raw) {
-        let _ = nix::unistd::write(&child.report, &raw.to_le_bytes());
-        return true;
-    }
-    false
 }
 
 /// Forks the child a request asks for and answers with its pid (or minus the errno).
