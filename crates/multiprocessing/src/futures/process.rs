@@ -1,7 +1,5 @@
 //! [`ProcessPoolExecutor`]: calls run by a pool of worker processes that breaks when one dies.
 
-use std::marker::PhantomData;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -12,7 +10,7 @@ use crate::completion::{Completer, completion};
 use crate::error::{Error, Result};
 use crate::pool::{self, ChunkResult, Job, OnWorkerDeath, Pool, Reply, decode_results};
 use crate::task::Task;
-use crate::window::{EncodedChunk, Pending, Window};
+use crate::window::{Pending, Window};
 
 /// Where a process executor's call delivers its result: the future's completer, which may be
 /// withdrawn (cancelled) until a worker takes the call.
@@ -147,13 +145,7 @@ impl ProcessPoolExecutor {
         let send = move |chunk: Vec<A>| -> Result<Box<dyn Pending<R> + 'a>> {
             self.outstanding.check_open()?;
             let pool = self.pool.as_ref().ok_or(Error::Shutdown)?;
-            let count = chunk.len();
-            let completion = pool.submit_chunk(task, codec::encode(&chunk)?, count)?;
-            Ok(Box::new(EncodedChunk {
-                completion,
-                count,
-                _result: PhantomData,
-            }))
+            pool.send_chunk(task, &chunk)
         };
         let pool = self.pool.as_ref();
         let workers = pool.map_or(1, Pool::processes);

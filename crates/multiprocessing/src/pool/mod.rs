@@ -351,15 +351,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'a,
         I: IntoIterator<Item = A>,
     {
-        Imap {
-            window: Window::new(
-                inputs.into_iter(),
-                chunksize,
-                2 * self.processes,
-                self.chunk_sender(Task::new(f).to_ref()),
-            )
-            .with_inputs_ahead(self.inputs_ahead()),
-        }
+        self.imap_window(true, f, inputs.into_iter(), chunksize)
     }
 
     /// Like [`imap`](Pool::imap), but yields each result as soon as it is ready, in any
@@ -391,14 +383,31 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'a,
         I: IntoIterator<Item = A>,
     {
+        self.imap_window(false, f, inputs.into_iter(), chunksize)
+    }
+
+    /// The iterator of `imap` (`in_order`) and `imap_unordered`.
+    fn imap_window<'a, A, R, I>(
+        &'a self,
+        in_order: bool,
+        f: fn(A) -> R,
+        inputs: I,
+        chunksize: usize,
+    ) -> Imap<'a, A, R, I>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'a,
+        I: Iterator<Item = A>,
+    {
+        let send = self.chunk_sender(Task::new(f).to_ref());
+        let ahead = 2 * self.processes;
+        let window = if in_order {
+            Window::new(inputs, chunksize, ahead, send)
+        } else {
+            Window::unordered(inputs, chunksize, ahead, send)
+        };
         Imap {
-            window: Window::unordered(
-                inputs.into_iter(),
-                chunksize,
-                2 * self.processes,
-                self.chunk_sender(Task::new(f).to_ref()),
-            )
-            .with_inputs_ahead(self.inputs_ahead()),
+            window: window.with_inputs_ahead(self.inputs_ahead()),
         }
     }
 
@@ -408,15 +417,26 @@ impl Pool {
         A: Serialize,
         R: DeserializeOwned + 'a,
     {
-        Box::new(move |chunk: Vec<A>| -> Result<Box<dyn Pending<R> + 'a>> {
-            let count = chunk.len();
-            let completion = self.submit_chunk(task, codec::encode(&chunk)?, count)?;
-            Ok(Box::new(EncodedChunk {
-                completion,
-                count,
-                _result: PhantomData,
-            }))
-        })
+        Box::new(move |chunk: Vec<A>| self.send_chunk(task, &chunk))
+    }
+
+    /// Sends one chunk of inputs to the workers; its results arrive in what this returns.
+    pub(crate) fn send_chunk<'a, A, R>(
+        &self,
+        task: TaskRef,
+        chunk: &[A],
+    ) -> Result<Box<dyn Pending<R> + 'a>>
+    where
+        A: Serialize,
+        R: DeserializeOwned + 'a,
+    {
+        let count = chunk.len();
+        let completion = self.submit_chunk(task, codec::encode(chunk)?, count)?;
+        Ok(Box::new(EncodedChunk {
+            completion,
+            count,
+            _result: PhantomData,
+        }))
     }
 
     /// Calls `f(arg)` in a worker and waits for the result: Python's `apply`.
