@@ -229,9 +229,7 @@ struct Tracked {
 
 impl Outstanding {
     pub(super) fn track<R: Send + Sync + 'static>(&self, future: &Future<R>) -> Result<()> {
-        if self.shut_down.load(Ordering::SeqCst) {
-            return Err(Error::Shutdown);
-        }
+        self.check_open()?;
         let mut tracked = lock(&self.futures);
         if tracked.futures.len() >= tracked.prune_at {
             tracked.futures.retain(|future| !future.done());
