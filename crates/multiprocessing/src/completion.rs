@@ -29,7 +29,8 @@ pub(crate) enum Phase {
     Pending,
     /// Started: it can no longer be cancelled.
     Running,
-    /// Cancelled before it started; its value is [`Error::Cancelled`].
+    /// Cancelled before it started, or stopped while it ran at its caller's request; its
+    /// value is [`Error::Cancelled`].
     Cancelled,
     /// Set.
     Done,
@@ -58,6 +59,8 @@ struct State<T> {
     callbacks: Vec<Callback>,
     /// How many threads wait in [`Completion::wait`].
     waiters: usize,
+    /// Asked to stop while it runs: see [`Completion::stop`].
+    stop: bool,
 }
 
 struct Shared<T> {
@@ -94,6 +97,7 @@ pub(crate) fn completion<T>(dispatcher: Option<&Dispatcher>) -> (Completion<T>, 
             value: None,
             callbacks: Vec::new(),
             waiters: 0,
+            stop: false,
         }),
         changed: Condvar::new(),
     });
@@ -167,6 +171,23 @@ impl<T> Completion<T> {
         }
     }
 
+    /// Cancels it if it has not started, or asks whoever runs it to stop it if it has (its
+    /// completer then ends it with [`Completer::cancel`]); false once it is done.
+    pub(crate) fn stop(&self) -> bool {
+        let mut state = self.state();
+        match state.phase {
+            Phase::Running => {
+                state.stop = true;
+                true
+            }
+            Phase::Done => false,
+            Phase::Pending | Phase::Cancelled => {
+                drop(state);
+                self.cancel()
+            }
+        }
+    }
+
     /// Runs `callback` once the value is in: at once on this thread if it is, else on the
     /// thread (or dispatcher) that sets it. A panic in it is logged, never propagated.
     pub(crate) fn on_done(&self, callback: impl FnOnce() + Send + 'static) {
@@ -209,10 +230,22 @@ impl<T> Completer<T> {
 
     /// Sets the value (unless it was cancelled), wakes the waiters, and runs the callbacks.
     pub(crate) fn set(mut self, value: Result<T>) {
-        self.finish(value);
+        self.finish(Phase::Done, value);
     }
 
-    fn finish(&mut self, value: Result<T>) {
+    /// Whether its caller asked, with [`Completion::stop`], for it to be stopped.
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.shared
+            .as_ref()
+            .is_some_and(|shared| lock(&shared.state).stop)
+    }
+
+    /// Ends it as cancelled: it was stopped while it ran.
+    pub(crate) fn cancel(mut self) {
+        self.finish(Phase::Cancelled, Err(Error::Cancelled));
+    }
+
+    fn finish(&mut self, phase: Phase, value: Result<T>) {
         let Some(shared) = self.shared.take() else {
             return;
         };
@@ -220,7 +253,7 @@ impl<T> Completer<T> {
         if state.phase.is_done() {
             return;
         }
-        state.phase = Phase::Done;
+        state.phase = phase;
         state.value = Some(value);
         let callbacks = std::mem::take(&mut state.callbacks);
         let waiting = state.waiters > 0;
@@ -242,7 +275,7 @@ impl<T> Completer<T> {
 
 impl<T> Drop for Completer<T> {
     fn drop(&mut self) {
-        self.finish(Err(Error::ResultLost));
+        self.finish(Phase::Done, Err(Error::ResultLost));
     }
 }
 

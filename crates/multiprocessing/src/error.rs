@@ -87,12 +87,24 @@ pub enum Error {
         /// Where it panicked, and the panic message.
         message: String,
     },
-    /// The worker running a task ended before finishing it.
-    WorkerDied {
-        /// The worker's name, `ForkPoolWorker-N`.
-        worker: String,
-        /// How it ended.
-        status: crate::ExitStatus,
+    /// The worker running a task ended before finishing it: who it was, what it ran, how it
+    /// ended and how much memory it had held.
+    WorkerDied(Box<crate::Diagnosis>),
+    /// A task ran past its time limit: its worker was stopped (`SIGTERM`, then `SIGKILL`) and
+    /// replaced, and every other task goes on.
+    TaskTimedOut {
+        /// The limit it ran past.
+        limit: std::time::Duration,
+        /// The worker that ran it, and how it ended.
+        worker: Box<crate::Diagnosis>,
+    },
+    /// A task went past its pool's memory ceiling: its worker's allocation failed, the worker
+    /// ended, and the pool replaced it; every other task goes on.
+    MemoryLimitExceeded {
+        /// The ceiling, in bytes.
+        limit: u64,
+        /// The worker that ran it, and how it ended.
+        worker: Box<crate::Diagnosis>,
     },
     /// A pool worker ended before it was ready to take work (its initializer panicked, or it
     /// was killed while starting).
@@ -104,18 +116,14 @@ pub enum Error {
     },
     /// A worker of a process pool executor ended abruptly, which breaks the executor, as in
     /// Python: every pending future fails with this error, and so does every later submit.
-    BrokenProcessPool {
-        /// The worker's name.
-        worker: String,
-        /// How it ended.
-        status: crate::ExitStatus,
-    },
+    BrokenProcessPool(Box<crate::Diagnosis>),
     /// A thread pool executor's initializer panicked: Python's `BrokenThreadPool`.
     BrokenThreadPool {
         /// Where it panicked, and the panic message.
         message: String,
     },
-    /// The future was cancelled before it ran.
+    /// The future was cancelled before it ran, or stopped while it ran with
+    /// [`Future::terminate`](crate::futures::Future::terminate).
     Cancelled,
     /// A call was submitted to an executor after `shutdown`.
     Shutdown,
@@ -259,17 +267,30 @@ impl fmt::Display for Error {
                 write!(f, "task_done() called more times than there were tasks")
             }
             Error::TaskPanicked { message } => write!(f, "the task panicked: {message}"),
-            Error::WorkerDied { worker, status } => write!(
+            Error::WorkerDied(diagnosis) => {
+                write!(f, "{diagnosis}; the pool replaced it")
+            }
+            Error::TaskTimedOut { limit, worker } => write!(
                 f,
-                "worker {worker} {status} while running this task; the pool replaced it"
+                "{} ran past its time limit of {limit:?} and was stopped; the pool replaced \
+                 the worker",
+                crate::diagnosis::stopped(worker)
+            ),
+            Error::MemoryLimitExceeded { limit, worker } => write!(
+                f,
+                "{} went past the memory ceiling of {} and ended ({}); the pool replaced the \
+                 worker",
+                crate::diagnosis::stopped(worker),
+                crate::diagnosis::bytes(*limit),
+                worker.status
             ),
             Error::WorkerDidNotStart { worker, status } => write!(
                 f,
                 "pool worker {worker} {status} before it was ready: did its initializer panic?"
             ),
-            Error::BrokenProcessPool { worker, status } => write!(
+            Error::BrokenProcessPool(diagnosis) => write!(
                 f,
-                "the process pool is broken: worker {worker} {status}; make a new executor"
+                "the process pool is broken: {diagnosis}; make a new executor"
             ),
             Error::BrokenThreadPool { message } => {
                 write!(
@@ -277,7 +298,7 @@ impl fmt::Display for Error {
                     "the thread pool is broken: an initializer panicked: {message}"
                 )
             }
-            Error::Cancelled => write!(f, "the future was cancelled before it ran"),
+            Error::Cancelled => write!(f, "the future was cancelled"),
             Error::Shutdown => write!(f, "cannot schedule new calls after shutdown"),
             Error::PoolClosed => write!(f, "the pool is closed: it accepts no more work"),
             Error::PoolTerminated => write!(f, "the pool was terminated before the task finished"),

@@ -55,6 +55,7 @@
 pub mod codec;
 mod completion;
 pub mod connection;
+mod diagnosis;
 pub mod error;
 pub mod futures;
 pub mod lock;
@@ -72,12 +73,13 @@ pub mod value;
 mod window;
 
 pub use codec::Bytes;
+pub use diagnosis::{Diagnosis, TaskPlace};
 pub use error::{Error, Result};
 pub use lock::{Lock, LockGuard, RLock};
 /// Signals, for [`Process::signal`] and [`ExitStatus::signal`].
 pub use nix::sys::signal::Signal;
 pub use pipe::{Connection, pipe};
-pub use pool::{AsyncResult, Pool};
+pub use pool::{AsyncResult, Pool, WorkerStats};
 pub use process::{
     Builder, CurrentProcess, ExitStatus, Outcome, ParentProcess, Process, Run, active_children,
     cpu_count, current_process, exit, parent_process,

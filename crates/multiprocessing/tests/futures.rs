@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use multiprocessing::futures::{
     ProcessPoolExecutor, ReturnWhen, ThreadPoolExecutor, as_completed, wait,
 };
-use multiprocessing::{Error, ExitStatus};
+use multiprocessing::{Error, ExitStatus, TaskPlace};
 
 fn square(n: u64) -> u64 {
     n * n
@@ -228,19 +228,21 @@ fn a_killed_worker_breaks_the_executor() {
     let slow = executor.submit(nap, 5_000).unwrap();
     let victim = executor.submit(die, 0).unwrap();
     match victim.result_timeout(PATIENCE) {
-        Err(Error::BrokenProcessPool { worker, status }) => {
-            assert!(worker.starts_with("ForkServerProcess-"), "{worker}");
-            assert_eq!(status, ExitStatus::Signaled(libc::SIGKILL));
+        Err(Error::BrokenProcessPool(death)) => {
+            assert!(death.worker.starts_with("ForkServerProcess-"), "{death}");
+            assert_eq!(death.status, ExitStatus::Signaled(libc::SIGKILL));
+            assert_eq!(death.task, Some(TaskPlace::Call), "{death}");
+            assert!(death.pid.is_some(), "{death}");
         }
         other => panic!("{other:?}"),
     }
     assert!(matches!(
         slow.result_timeout(PATIENCE),
-        Err(Error::BrokenProcessPool { .. })
+        Err(Error::BrokenProcessPool(_))
     ));
     assert!(matches!(
         executor.submit(square, 2),
-        Err(Error::BrokenProcessPool { .. })
+        Err(Error::BrokenProcessPool(_))
     ));
     executor.shutdown(true, false);
     for pid in pids {
@@ -255,7 +257,7 @@ fn a_failing_initializer_breaks_the_executor_at_once() {
         .initializer(broken_initializer)
         .processes();
     assert!(
-        matches!(result, Err(Error::BrokenProcessPool { .. })),
+        matches!(result, Err(Error::BrokenProcessPool(_))),
         "{result:?}"
     );
     let threads = ThreadPoolExecutor::builder()

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::sleep;
 use std::time::Duration;
 
-use multiprocessing::{Error, ExitStatus, Pool};
+use multiprocessing::{Error, ExitStatus, Pool, TaskPlace};
 
 fn square(x: u64) -> u64 {
     x * x
@@ -182,9 +182,17 @@ fn a_worker_killed_mid_map_fails_its_task_and_the_pool_goes_on() {
     let items: Vec<_> = pool.imap(die_on_13, 0..30).collect();
     for (i, item) in items.iter().enumerate() {
         match (i, item) {
-            (13, Err(Error::WorkerDied { worker, status })) => {
-                assert!(worker.starts_with("ForkServerPoolWorker-"), "{worker}");
-                assert_eq!(*status, ExitStatus::Signaled(libc::SIGKILL));
+            (13, Err(Error::WorkerDied(death))) => {
+                assert!(death.worker.starts_with("ForkServerPoolWorker-"), "{death}");
+                assert_eq!(death.status, ExitStatus::Signaled(libc::SIGKILL));
+                assert_eq!(
+                    death.task,
+                    Some(TaskPlace::Inputs {
+                        first: 13,
+                        count: 1
+                    })
+                );
+                assert!(death.pid.is_some() && death.ran_for.is_some(), "{death}");
             }
             (13, other) => panic!("item 13: {other:?}"),
             (_, Ok(value)) => assert_eq!(*value, i as u64 * 10),
@@ -194,7 +202,7 @@ fn a_worker_killed_mid_map_fails_its_task_and_the_pool_goes_on() {
     // map fails as a whole, within a bounded time, instead of waiting forever.
     let pending = pool.map_async(die_on_13, 0..30).unwrap();
     match pending.get_timeout(Duration::from_secs(5)) {
-        Err(Error::WorkerDied { .. }) => {}
+        Err(Error::WorkerDied(_)) => {}
         other => panic!("{other:?}"),
     }
     // The replacement serves the next call.
@@ -328,8 +336,9 @@ fn a_worker_killed_in_the_middle_of_a_batch_fails_one_call_and_the_rest_complete
         .collect();
     for (&x, call) in inputs.iter().zip(&calls) {
         match (x, call.get_timeout(PATIENCE)) {
-            (13, Err(Error::WorkerDied { status, .. })) => {
-                assert_eq!(status, ExitStatus::Signaled(libc::SIGKILL));
+            (13, Err(Error::WorkerDied(death))) => {
+                assert_eq!(death.status, ExitStatus::Signaled(libc::SIGKILL));
+                assert_eq!(death.task, Some(TaskPlace::Call));
             }
             (13, other) => panic!("the call of 13: {other:?}"),
             (x, result) => assert_eq!(result.unwrap(), x * 10),
@@ -342,10 +351,7 @@ fn a_worker_killed_in_the_middle_of_a_batch_fails_one_call_and_the_rest_complete
     let outcome = pool.map_chunked(note_and_die_on_13, (0..40).map(|x| (path.clone(), x)), 1);
     let ran = std::fs::read_to_string(&notes).unwrap_or_default();
     let _ = std::fs::remove_file(&notes);
-    assert!(
-        matches!(outcome, Err(Error::WorkerDied { .. })),
-        "{outcome:?}"
-    );
+    assert!(matches!(outcome, Err(Error::WorkerDied(_))), "{outcome:?}");
     let runs = ran.lines().filter(|line| *line == "13").count();
     assert_eq!(runs, 1, "the task that killed its worker ran {runs} times");
     assert_eq!(pool.map_chunked(square, 0..100, 1).unwrap(), serial(0..100));
@@ -484,7 +490,7 @@ fn a_pool_that_cannot_replace_its_workers_fails_work_instead_of_queueing_it() {
             REFUSE_TO_START.store(true, Ordering::SeqCst);
             // Every worker dies, at about the same time; no replacement can start.
             let died = pool.map_chunked(die, 0..processes as u64, 1);
-            assert!(matches!(died, Err(Error::WorkerDied { .. })), "{died:?}");
+            assert!(matches!(died, Err(Error::WorkerDied(_))), "{died:?}");
             // Work is refused or failed with the reason, never queued for no one.
             let later = pool
                 .apply_async(square, 2)

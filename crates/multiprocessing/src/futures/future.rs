@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::completion::{Completion, Phase};
 use crate::error::{Error, Result};
-use crate::pool::ChunkResult;
+use crate::pool::{ChunkResult, Waker};
 use crate::sync::lock;
 
 /// What a finished call leaves: its value, as a thread returned it, or as a worker process
@@ -22,6 +22,8 @@ struct FutureInner<R> {
     /// The outcome, decoded on first read by whichever thread reads it first; never by an
     /// executor's own thread.
     outcome: OnceLock<Result<R>>,
+    /// For a call run by a worker process: what wakes the pool's manager to stop it.
+    stopper: Option<Arc<Waker>>,
 }
 
 /// The eventual result of a call submitted to an executor: Python's `Future`.
@@ -67,10 +69,19 @@ impl<R> std::fmt::Debug for Future<R> {
 
 impl<R> Future<R> {
     pub(super) fn new(completion: Completion<Payload<R>>) -> Future<R> {
+        Future::with_stopper(completion, None)
+    }
+
+    /// A future whose running call can be stopped by waking the pool manager `stopper`.
+    pub(super) fn with_stopper(
+        completion: Completion<Payload<R>>,
+        stopper: Option<Arc<Waker>>,
+    ) -> Future<R> {
         Future {
             inner: Arc::new(FutureInner {
                 completion,
                 outcome: OnceLock::new(),
+                stopper,
             }),
         }
     }
@@ -100,6 +111,30 @@ impl<R> Future<R> {
     /// a worker starts it.
     pub fn cancel(&self) -> bool {
         self.inner.completion.cancel()
+    }
+
+    /// Cancels the call even if it is running; returns whether it is cancelled, or being
+    /// stopped, now (false once it is done). Python has no counterpart: its `cancel()`
+    /// refuses a running call, and nothing stops one.
+    ///
+    /// A call that has not started is cancelled as by [`cancel`](Future::cancel). A running
+    /// call of a [`ProcessPoolExecutor`](super::ProcessPoolExecutor) has its worker stopped
+    /// (`SIGTERM`, then `SIGKILL` a second later) and replaced, and the future ends
+    /// cancelled ([`Error::Cancelled`]), unless the call finished first; the executor does
+    /// not break, and every other call goes on. A thread cannot be stopped from outside, so
+    /// for a [`ThreadPoolExecutor`](super::ThreadPoolExecutor)'s running call this returns
+    /// false and changes nothing.
+    pub fn terminate(&self) -> bool {
+        match &self.inner.stopper {
+            None => self.cancel(),
+            Some(manager) => {
+                let stopping = self.inner.completion.stop();
+                if stopping {
+                    manager.wake();
+                }
+                stopping
+            }
+        }
     }
 
     /// Waits for the call and returns its result: Python's `result()`.

@@ -22,7 +22,7 @@ use crate::start::StartMethod;
 
 pub use future::Future;
 pub use map::Map;
-pub use process::ProcessPoolExecutor;
+pub use process::{ProcessPoolExecutor, TimeLimited};
 pub use thread::ThreadPoolExecutor;
 pub use wait::{AsCompleted, ReturnWhen, Waited, as_completed, wait};
 
@@ -35,6 +35,9 @@ pub struct Builder {
     initializer: Option<fn()>,
     method: Option<StartMethod>,
     max_tasks_per_child: Option<usize>,
+    task_timeout: Option<std::time::Duration>,
+    max_memory_per_child: Option<u64>,
+    memory_limit: Option<u64>,
 }
 
 impl Builder {
@@ -68,6 +71,29 @@ impl Builder {
         self
     }
 
+    /// How long any one call of a process executor (a chunk, in a map) may run: past it, the
+    /// call fails alone with [`Error::TaskTimedOut`], its worker is stopped and replaced, and
+    /// the executor does not break. See [`pool::Builder::task_timeout`].
+    pub fn task_timeout(mut self, limit: std::time::Duration) -> Builder {
+        self.task_timeout = Some(limit);
+        self
+    }
+
+    /// How much memory a process executor's worker may hold after a call before it is
+    /// replaced; see [`pool::Builder::max_memory_per_child`].
+    pub fn max_memory_per_child(mut self, bytes: u64) -> Builder {
+        self.max_memory_per_child = Some(bytes);
+        self
+    }
+
+    /// A hard ceiling on each process executor worker's heap: a call that allocates past it
+    /// fails alone with [`Error::MemoryLimitExceeded`], and the executor does not break; see
+    /// [`pool::Builder::memory_limit`].
+    pub fn memory_limit(mut self, bytes: u64) -> Builder {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
     /// Starts a process executor.
     ///
     /// # Errors
@@ -92,6 +118,15 @@ impl Builder {
         }
         if let Some(tasks) = self.max_tasks_per_child {
             options = options.maxtasksperchild(tasks);
+        }
+        if let Some(limit) = self.task_timeout {
+            options = options.task_timeout(limit);
+        }
+        if let Some(bytes) = self.max_memory_per_child {
+            options = options.max_memory_per_child(bytes);
+        }
+        if let Some(bytes) = self.memory_limit {
+            options = options.memory_limit(bytes);
         }
         ProcessPoolExecutor::start(options)
     }

@@ -1,5 +1,7 @@
 //! [`ProcessPoolExecutor`]: calls run by a pool of worker processes that breaks when one dies.
 
+use std::time::Duration;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -7,8 +9,11 @@ use super::future::{Future, Outstanding, Payload};
 use super::{Builder, Map};
 use crate::codec;
 use crate::completion::{Completer, completion};
+use crate::diagnosis::{Diagnosis, TaskPlace};
 use crate::error::{Error, Result};
-use crate::pool::{self, ChunkResult, Job, OnWorkerDeath, Pool, Reply, decode_results};
+use crate::pool::{
+    self, ChunkResult, Job, OnWorkerDeath, Pool, Reply, WorkerStats, decode_results,
+};
 use crate::task::Task;
 use crate::window::{Pending, Window};
 
@@ -28,6 +33,14 @@ impl<R: DeserializeOwned + Send + 'static> Reply for FutureReply<R> {
     fn send(self: Box<Self>, result: ChunkResult) {
         self.0
             .set(result.map(|bytes| Payload::Encoded(bytes, decode_one::<R>)));
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.0.stop_requested()
+    }
+
+    fn stopped(self: Box<Self>) {
+        self.0.cancel();
     }
 }
 
@@ -95,7 +108,7 @@ impl ProcessPoolExecutor {
             .start(OnWorkerDeath::Break)
             .map_err(|error| match error {
                 Error::WorkerDidNotStart { worker, status } => {
-                    Error::BrokenProcessPool { worker, status }
+                    Error::BrokenProcessPool(Box::new(Diagnosis::new(worker, status)))
                 }
                 other => other,
             })?;
@@ -116,16 +129,33 @@ impl ProcessPoolExecutor {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
+        let limit = self.pool.as_ref().and_then(Pool::task_timeout);
+        self.submit_limited(f, arg, limit)
+    }
+
+    /// [`submit`](ProcessPoolExecutor::submit) with the time `limit`.
+    fn submit_limited<A, R>(
+        &self,
+        f: fn(A) -> R,
+        arg: A,
+        limit: Option<Duration>,
+    ) -> Result<Future<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
         let pool = self.pool.as_ref().ok_or(Error::Shutdown)?;
         let args = codec::encode(std::slice::from_ref(&arg))?;
         let (completion, completer) = completion(Some(pool.dispatcher()));
-        let future = Future::new(completion);
+        let future = Future::with_stopper(completion, Some(pool.waker()));
         self.outstanding.track(&future)?;
         pool.submit(Job {
             task: Task::new(f).to_ref(),
             args,
             count: 1,
             call: None,
+            place: TaskPlace::Call,
+            limit,
             reply: Box::new(FutureReply(completer)),
         })?;
         Ok(future)
@@ -141,11 +171,30 @@ impl ProcessPoolExecutor {
         R: Serialize + DeserializeOwned + Send + Sync + 'static,
         I: IntoIterator<Item = A>,
     {
+        let limit = self.pool.as_ref().and_then(Pool::task_timeout);
+        self.map_limited(f, inputs, limit)
+    }
+
+    /// [`map`](ProcessPoolExecutor::map) with each chunk's time `limit`.
+    fn map_limited<'a, A, R, I>(
+        &'a self,
+        f: fn(A) -> R,
+        inputs: I,
+        limit: Option<Duration>,
+    ) -> Map<'a, A, R, I::IntoIter>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + Sync + 'static,
+        I: IntoIterator<Item = A>,
+    {
         let task = Task::new(f).to_ref();
+        let mut first = 0;
         let send = move |chunk: Vec<A>| -> Result<Box<dyn Pending<R> + 'a>> {
             self.outstanding.check_open()?;
             let pool = self.pool.as_ref().ok_or(Error::Shutdown)?;
-            pool.send_chunk(task, &chunk)
+            let sent = pool.send_chunk(task, &chunk, first, limit);
+            first += chunk.len();
+            sent
         };
         let pool = self.pool.as_ref();
         let workers = pool.map_or(1, Pool::processes);
@@ -153,6 +202,24 @@ impl ProcessPoolExecutor {
             Window::new(inputs.into_iter(), 1, 2 * workers, Box::new(send))
                 .with_inputs_ahead(pool.map_or(0, Pool::inputs_ahead)),
         )
+    }
+
+    /// The same executor, but every call made through what this returns may run at most
+    /// `limit` (each chunk, in a map), instead of the executor's
+    /// [`task_timeout`](Builder::task_timeout): a call past it fails alone with
+    /// [`Error::TaskTimedOut`], its worker is stopped and replaced, and the executor does not
+    /// break.
+    pub fn with_task_timeout(&self, limit: Duration) -> TimeLimited<'_> {
+        TimeLimited {
+            executor: self,
+            limit,
+        }
+    }
+
+    /// How each worker this executor ever had spent its time, in the order they started;
+    /// empty after [`shutdown`](ProcessPoolExecutor::shutdown).
+    pub fn worker_stats(&self) -> Vec<WorkerStats> {
+        self.pool.as_ref().map_or_else(Vec::new, Pool::worker_stats)
     }
 
     /// Stops taking calls: Python's `shutdown(wait, cancel_futures)`. With `cancel_futures`,
@@ -169,6 +236,41 @@ impl ProcessPoolExecutor {
                 pool.detach();
             }
         }
+    }
+}
+
+/// A process executor whose calls have a time limit of their own: from
+/// [`ProcessPoolExecutor::with_task_timeout`].
+#[derive(Clone, Copy, Debug)]
+pub struct TimeLimited<'e> {
+    executor: &'e ProcessPoolExecutor,
+    limit: Duration,
+}
+
+impl<'e> TimeLimited<'e> {
+    /// [`ProcessPoolExecutor::submit`], with this limit.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProcessPoolExecutor::submit`]; the future fails with [`Error::TaskTimedOut`] if the
+    /// call runs past the limit.
+    pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Future<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.executor.submit_limited(f, arg, Some(self.limit))
+    }
+
+    /// [`ProcessPoolExecutor::map`], with this limit for each chunk: an input that runs past
+    /// it yields [`Error::TaskTimedOut`], and every other input its result.
+    pub fn map<A, R, I>(&self, f: fn(A) -> R, inputs: I) -> Map<'e, A, R, I::IntoIter>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + Sync + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.executor.map_limited(f, inputs, Some(self.limit))
     }
 }
 

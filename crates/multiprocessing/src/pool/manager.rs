@@ -16,8 +16,10 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use super::OnWorkerDeath;
 use super::ahead::Ahead;
 use super::results::ChunkResult;
+use super::stats::{Timeline, Timelines};
 use super::worker::{EXIT, chunk_result, run_frame, worker_main};
 use crate::completion::Completer;
+use crate::diagnosis::{Diagnosis, TaskPlace};
 use crate::error::{Error, Result};
 use crate::pipe::{Connection, pipe};
 use crate::process::{Builder as ProcessBuilder, ExitStatus, Process};
@@ -40,6 +42,10 @@ pub(super) struct Options {
     pub(super) maxtasksperchild: Option<usize>,
     pub(super) on_death: OnWorkerDeath,
     pub(super) method: StartMethod,
+    /// Above this many bytes resident after a task, a worker is replaced before its next.
+    pub(super) max_memory_per_child: Option<u64>,
+    /// A hard ceiling on each worker's heap, in bytes: an allocation past it fails.
+    pub(super) memory_limit: Option<u64>,
 }
 
 /// Where a chunk's result goes. It is a [`Completer`] underneath, so a job dropped on any
@@ -57,6 +63,18 @@ pub(crate) trait Reply: Send {
 
     /// Delivers the result.
     fn send(self: Box<Self>, result: ChunkResult);
+
+    /// Whether its caller asked for it to be stopped while it runs (a future's
+    /// [`terminate`](crate::futures::Future::terminate)): its worker is then stopped and
+    /// replaced.
+    fn stop_requested(&self) -> bool {
+        false
+    }
+
+    /// Delivers the news that it was stopped at its caller's request.
+    fn stopped(self: Box<Self>) {
+        self.send(Err(Error::Cancelled));
+    }
 }
 
 impl Reply for Completer<Vec<u8>> {
@@ -80,6 +98,10 @@ pub(crate) struct Job {
     /// (a `map`): a worker may then hold one chunk's results back while it runs the next
     /// chunk of the same call. `None` for a chunk whose result is seen on its own.
     pub(crate) call: Option<CallId>,
+    /// Which inputs of its call these are, for the error that says what a dead worker ran.
+    pub(crate) place: TaskPlace,
+    /// How long it may run: past that, its worker is stopped and it fails alone.
+    pub(crate) limit: Option<Duration>,
     pub(crate) reply: Box<dyn Reply>,
 }
 
@@ -119,7 +141,7 @@ pub(super) enum Command {
 
 /// How callers wake the manager: a byte written to a socket it polls, but only when none is
 /// waiting to be read already, so that a burst of commands costs one write, not one each.
-pub(super) struct Waker {
+pub(crate) struct Waker {
     stream: UnixStream,
     /// Raised by the caller that writes the byte, lowered by the manager once it has read
     /// it.
@@ -128,7 +150,7 @@ pub(super) struct Waker {
 
 impl Waker {
     /// Wakes the manager, after a command sent; never waits, and takes no lock.
-    pub(super) fn wake(&self) {
+    pub(crate) fn wake(&self) {
         // The manager lowers the flag after reading the socket and before taking commands:
         // a caller who finds it up sent its command before then, and the manager takes it.
         if !self.woken.swap(true, Ordering::AcqRel) {
@@ -145,6 +167,8 @@ pub(super) struct Handle {
     pub(super) wake: Waker,
     /// Set when the pool has broken: why.
     pub(super) broken: Arc<OnceLock<Error>>,
+    /// Where each worker's time went.
+    pub(super) timelines: Timelines,
     pub(super) thread: JoinHandle<()>,
 }
 
@@ -161,8 +185,10 @@ pub(super) fn start(options: Options) -> Result<Handle> {
     }
     let broken = Arc::new(OnceLock::new());
     let woken = Arc::new(AtomicBool::new(false));
+    let timelines = Timelines::default();
     let mut manager = Manager {
         broken: broken.clone(),
+        timelines: timelines.clone(),
         inbox,
         wake: wake_reader,
         woken: woken.clone(),
@@ -213,6 +239,7 @@ pub(super) fn start(options: Options) -> Result<Handle> {
             woken,
         },
         broken,
+        timelines,
         thread,
     })
 }
@@ -220,6 +247,8 @@ pub(super) fn start(options: Options) -> Result<Handle> {
 /// A worker as the manager sees it.
 struct Worker {
     process: Process,
+    /// Its place in the pool's [`Timelines`].
+    timeline: usize,
     conn: Connection,
     /// The jobs sent to it, oldest (the one it runs) first; it answers them in order.
     jobs: VecDeque<Sent>,
@@ -231,9 +260,34 @@ struct Worker {
     /// How many jobs it has been sent, and has finished.
     sent: usize,
     finished: usize,
+    /// When the job it runs now started, as far as the manager can tell: when it was sent
+    /// to an idle worker, or when the job before it was answered.
+    started: Instant,
+    /// Set once it holds more memory than the pool allows: it takes no more work, and is
+    /// told to exit once it has answered what it holds.
+    retiring: bool,
     /// Set once it has died, or has done its share and was told to exit: it takes no more
     /// work and is replaced at the top of the manager's next round.
     ended: bool,
+}
+
+impl Worker {
+    /// The moment its current job passes its time limit, if it runs one that has a limit.
+    fn deadline(&self) -> Option<Instant> {
+        let front = self.jobs.front().filter(|_| !self.ended)?;
+        Some(self.started + front.job.limit?)
+    }
+
+    /// Its current job and what it ran, for a diagnosis.
+    fn diagnose(&self, status: ExitStatus, now: Instant) -> Diagnosis {
+        let mut diagnosis = Diagnosis::new(self.process.name(), status);
+        diagnosis.pid = self.process.pid();
+        if let Some(front) = self.jobs.front() {
+            diagnosis.task = Some(front.job.place);
+            diagnosis.ran_for = Some(now.saturating_duration_since(self.started));
+        }
+        diagnosis
+    }
 }
 
 /// The thread that owns the workers: dispatches jobs, collects results, replaces the dead.
@@ -243,6 +297,8 @@ struct Worker {
 struct Manager {
     /// Shared with the pool: set when the pool breaks.
     broken: Arc<OnceLock<Error>>,
+    /// Shared with the pool: where each worker's time went.
+    timelines: Timelines,
     inbox: Receiver<Command>,
     wake: UnixStream,
     /// Up from a caller's write to `wake` until the manager has read it; see [`Waker`].
@@ -272,6 +328,7 @@ impl Manager {
                 return;
             }
             self.wait_and_collect();
+            self.stop_overdue();
         }
     }
 
@@ -311,6 +368,8 @@ impl Manager {
                 continue;
             }
             end(&self.workers[index].process, TERMINATE_GRACE);
+            self.timelines
+                .update(self.workers[index].timeline, |t| t.end(Instant::now()));
             match self.start_worker() {
                 Ok(worker) => self.workers[index] = worker,
                 Err(error) => {
@@ -346,7 +405,10 @@ impl Manager {
                 continue;
             }
             let worker = &mut self.workers[index];
+            // A limited job is never held back behind another: its clock starts when the
+            // one before it is answered.
             let more = job.call.is_some()
+                && job.limit.is_none()
                 && worker
                     .jobs
                     .back()
@@ -367,6 +429,11 @@ impl Manager {
                 worker.outbox.extend_from_slice(&frame);
             }
             worker.ahead.sent(job.count, Instant::now);
+            if worker.jobs.is_empty() {
+                worker.started = Instant::now();
+                self.timelines
+                    .update(worker.timeline, |t| t.busy(worker.started));
+            }
             worker.jobs.push_back(Sent { job, more });
             worker.sent += 1;
         }
@@ -379,11 +446,14 @@ impl Manager {
     /// an idle one for a job that is `cancellable`.
     fn least_busy_with_room(&self, next: usize, cancellable: bool) -> Option<usize> {
         let limit = self.options.maxtasksperchild.unwrap_or(usize::MAX);
-        let plenty = self.queue.len() > self.workers.len() && !cancellable;
+        // A worker that may have to be replaced after any task is never sent work ahead.
+        let plenty = self.queue.len() > self.workers.len()
+            && !cancellable
+            && self.options.max_memory_per_child.is_none();
         self.workers
             .iter()
             .enumerate()
-            .filter(|(_, worker)| !worker.ended && worker.sent < limit)
+            .filter(|(_, worker)| !worker.ended && !worker.retiring && worker.sent < limit)
             .filter(|(_, worker)| worker.jobs.is_empty() || (plenty && worker.ahead.has_room(next)))
             .min_by_key(|(_, worker)| worker.ahead.held())
             .map(|(index, _)| index)
@@ -424,7 +494,7 @@ impl Manager {
                 }
                 PollFd::new(worker.conn.as_fd(), events)
             }));
-            match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+            match nix::poll::poll(&mut fds, self.poll_timeout()) {
                 Ok(_) => fds
                     .iter()
                     .enumerate()
@@ -465,11 +535,29 @@ impl Manager {
                 return self.lost(index);
             };
             worker.finished += 1;
-            if let Some(sent) = worker.jobs.pop_front() {
-                answered += sent.job.count;
+            let sent = worker.jobs.pop_front();
+            let count = sent.as_ref().map_or(0, |sent| sent.job.count);
+            answered += count;
+            worker.started = now;
+            let idle = worker.jobs.is_empty();
+            // Noted before the result goes out, so that whoever reads it sees it counted.
+            self.timelines
+                .update(worker.timeline, |t| t.answered(count, now, idle));
+            if let Some(sent) = sent {
                 sent.job.reply.send(chunk_result(reply));
             }
-            if self.options.maxtasksperchild == Some(worker.finished) {
+            if idle
+                && let Some(most) = self.options.max_memory_per_child
+                && resident(&worker.process).is_some_and(|held| held > most)
+            {
+                log::info!(
+                    "pool worker {} holds more than {}: replacing it",
+                    worker.process.name(),
+                    crate::diagnosis::bytes(most)
+                );
+                worker.retiring = true;
+            }
+            if self.options.maxtasksperchild == Some(worker.finished) || (worker.retiring && idle) {
                 let _ = worker.conn.send_bytes(&[EXIT]);
                 worker.ended = true;
                 return;
@@ -485,33 +573,110 @@ impl Manager {
     /// the jobs it had not started to others; or, in a pool that breaks, break it. The
     /// worker is replaced at the top of the next round.
     ///
-    /// The job it was running is its first unanswered one, or a later one sent as more of
-    /// that job's call, whose replies it may have held back: those fail together, which is
-    /// one failure to the caller, who sees that call's results only all together.
+    /// A worker that ended on `SIGABRT` in a pool with a memory ceiling ran out of room
+    /// under it (Rust aborts when an allocation fails): its task fails alone, and the pool
+    /// goes on whatever kind it is.
     fn lost(&mut self, index: usize) {
-        let worker = &mut self.workers[index];
-        if worker.ended {
+        if self.workers[index].ended {
             return;
         }
+        let now = Instant::now();
+        let status = self.end_worker(index, now);
+        let diagnosis = Box::new(self.diagnose(index, status, now));
+        log::warn!("pool worker ended unexpectedly: {diagnosis}");
+        let error = match self.options.memory_limit {
+            Some(limit)
+                if status == ExitStatus::Signaled(libc::SIGABRT)
+                    && !self.workers[index].jobs.is_empty() =>
+            {
+                Error::MemoryLimitExceeded {
+                    limit,
+                    worker: diagnosis,
+                }
+            }
+            _ if self.options.on_death == OnWorkerDeath::Break => {
+                let _ = self.broken.set(Error::BrokenProcessPool(diagnosis));
+                return;
+            }
+            _ => Error::WorkerDied(diagnosis),
+        };
+        self.fail_running(index, |job| job.fail(&error));
+    }
+
+    /// Stops the workers whose job has run past its time limit, or whose caller asked for it
+    /// to stop; each such job fails alone, and the worker is replaced at the top of the next
+    /// round.
+    fn stop_overdue(&mut self) {
+        let now = Instant::now();
+        for index in 0..self.workers.len() {
+            let worker = &self.workers[index];
+            let Some(front) = worker.jobs.front().filter(|_| !worker.ended) else {
+                continue;
+            };
+            let overdue = worker.deadline().is_some_and(|deadline| deadline <= now);
+            if !overdue && !front.job.reply.stop_requested() {
+                continue;
+            }
+            // A reply that came in meanwhile wins: the job is done, not stopped.
+            if self.workers[index].conn.has_read_ahead() || readable(&self.workers[index].conn) {
+                self.collect(index);
+                continue;
+            }
+            self.stop(index, now, overdue);
+        }
+    }
+
+    /// Stops a worker in the middle of its job: `SIGTERM`, then `SIGKILL` after a grace
+    /// period. The job fails with [`Error::TaskTimedOut`] when it was `overdue`, else as
+    /// stopped at its caller's request.
+    fn stop(&mut self, index: usize, now: Instant, overdue: bool) {
+        let limit = self.workers[index]
+            .jobs
+            .front()
+            .and_then(|sent| sent.job.limit);
+        let _ = self.workers[index].process.terminate();
+        let status = self.end_worker(index, now);
+        let diagnosis = self.diagnose(index, status, now);
+        match limit.filter(|_| overdue) {
+            Some(limit) => {
+                let error = Error::TaskTimedOut {
+                    limit,
+                    worker: Box::new(diagnosis),
+                };
+                log::warn!("{error}");
+                self.fail_running(index, |job| job.fail(&error));
+            }
+            None => {
+                log::info!("stopped at its caller's request: {diagnosis}");
+                self.fail_running(index, |job| job.reply.stopped());
+            }
+        }
+    }
+
+    /// Marks a worker ended, waits for it to end, and notes when; returns how it ended.
+    fn end_worker(&mut self, index: usize, now: Instant) -> ExitStatus {
+        let worker = &mut self.workers[index];
         worker.ended = true;
         let status = end(&worker.process, TERMINATE_GRACE);
-        let name = worker.process.name();
-        log::warn!("pool worker {name} ended unexpectedly: {status}");
-        if self.options.on_death == OnWorkerDeath::Break {
-            let _ = self.broken.set(Error::BrokenProcessPool {
-                worker: name,
-                status,
-            });
-            return;
-        }
-        let error = Error::WorkerDied {
-            worker: name,
-            status,
-        };
+        self.timelines.update(worker.timeline, |t| t.end(now));
+        status
+    }
+
+    /// What the worker at `index` was doing when it ended `status`, and what it had used.
+    fn diagnose(&self, index: usize, status: ExitStatus, now: Instant) -> Diagnosis {
+        self.workers[index].diagnose(status, now)
+    }
+
+    /// Ends the jobs of a worker that is gone with `fail`: the job it was running, or a later
+    /// one sent as more of that job's call, whose replies it may have held back (those fail
+    /// together, which is one failure to the caller, who sees that call's results only all
+    /// together). The jobs it had not started go back to the front of the queue.
+    fn fail_running(&mut self, index: usize, fail: impl Fn(Job)) {
+        let worker = &mut self.workers[index];
         let mut jobs = std::mem::take(&mut worker.jobs);
         let ran = 1 + jobs.iter().skip(1).take_while(|sent| sent.more).count();
         for sent in jobs.drain(..ran.min(jobs.len())) {
-            sent.job.fail(&error);
+            fail(sent.job);
         }
         // A worker answers in order, and sends what it held before it starts a job of
         // another call, so the others were never started.
@@ -519,6 +684,19 @@ impl Manager {
             self.queue.push_front(sent.job);
         }
         worker.outbox.clear();
+    }
+
+    /// How long `poll` may sleep: until the nearest time limit of a running job, or for good.
+    fn poll_timeout(&self) -> PollTimeout {
+        let Some(next) = self.workers.iter().filter_map(Worker::deadline).min() else {
+            return PollTimeout::NONE;
+        };
+        // Rounded up, so that the wait never ends just short of the deadline.
+        let millis = next
+            .saturating_duration_since(Instant::now())
+            .as_nanos()
+            .div_ceil(1_000_000);
+        PollTimeout::try_from(i32::try_from(millis).unwrap_or(i32::MAX)).unwrap_or(PollTimeout::MAX)
     }
 
     /// Starts a worker, trying again when that fails, up to [`START_TRIES`] times.
@@ -539,6 +717,8 @@ impl Manager {
         }
         for worker in self.workers.drain(..) {
             end(&worker.process, TERMINATE_GRACE);
+            self.timelines
+                .update(worker.timeline, |t| t.end(Instant::now()));
         }
     }
 
@@ -558,6 +738,8 @@ impl Manager {
         }
         for worker in self.workers.drain(..) {
             end(&worker.process, TERMINATE_GRACE);
+            self.timelines
+                .update(worker.timeline, |t| t.end(Instant::now()));
             for sent in worker.jobs {
                 sent.job.fail(error);
             }
@@ -598,6 +780,7 @@ impl Manager {
         // record is written, its initializer has run), and a worker that cannot even start
         // (an initializer that panics) is reported here, not as a pool that replaces it
         // forever.
+        let born = Instant::now();
         let mut conn = conn;
         if let Err(error) = conn.recv_bytes() {
             let status = end(&process, TERMINATE_GRACE);
@@ -607,14 +790,24 @@ impl Manager {
                 status,
             });
         }
+        let ready = Instant::now();
+        if let Some(limit) = self.options.memory_limit {
+            limit_memory(&process, limit)?;
+        }
+        let timeline =
+            self.timelines
+                .add(Timeline::new(process.name(), process.pid(), born, ready));
         Ok(Worker {
             process,
+            timeline,
             conn,
             jobs: VecDeque::new(),
             ahead: Ahead::default(),
             outbox: Vec::new(),
             sent: 0,
             finished: 0,
+            started: ready,
+            retiring: false,
             ended: false,
         })
     }
@@ -631,4 +824,48 @@ fn end(process: &Process, grace: Duration) -> ExitStatus {
                 .unwrap_or(ExitStatus::Signaled(libc::SIGKILL))
         }
     }
+}
+
+/// Whether a worker's reply is waiting to be read, without waiting for one.
+fn readable(conn: &Connection) -> bool {
+    let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLIN)];
+    matches!(nix::poll::poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+/// How many bytes a live process holds resident now, from `/proc/PID/status`.
+fn resident(process: &Process) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", process.pid()?)).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Caps a worker's heap at `limit` bytes (`RLIMIT_DATA`, which counts the memory a process
+/// writes: its heap and private mappings, what it inherited included, but not code, stacks
+/// or address space only reserved): an allocation past it fails, which Rust turns into an
+/// abort of that worker.
+///
+/// Set from the pool's side with `prlimit`, once the worker has started and before it runs a
+/// task, so that every start method gets it the same way. libc: nix has no `prlimit`.
+fn limit_memory(process: &Process, limit: u64) -> Result<()> {
+    let Some(pid) = process.pid() else {
+        return Ok(());
+    };
+    let ceiling = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: prlimit reads one rlimit through a valid pointer and writes nothing (the old
+    // value's pointer is null).
+    let result = unsafe {
+        libc::prlimit(
+            pid.cast_signed(),
+            libc::RLIMIT_DATA,
+            &ceiling,
+            std::ptr::null_mut(),
+        )
+    };
+    nix::errno::Errno::result(result)
+        .map(drop)
+        .map_err(Error::os("cannot set a pool worker's memory ceiling"))
 }

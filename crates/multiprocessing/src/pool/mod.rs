@@ -20,29 +20,33 @@
 mod ahead;
 mod manager;
 mod results;
+mod stats;
 mod worker;
 
 use std::marker::PhantomData;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::completion::{Completion, Dispatcher, completion};
+use crate::diagnosis::TaskPlace;
 use crate::error::{Error, Result};
 use crate::start::StartMethod;
 use crate::sync::lock;
 use crate::task::{Task, TaskRef};
 use crate::window::{EncodedChunk, Pending, SendChunk, Window};
-use manager::{CallId, Command, Waker};
+use manager::{CallId, Command};
 use results::{Part, finish_all, finish_one};
 
-pub(crate) use manager::{Job, Reply};
+pub(crate) use manager::{Job, Reply, Waker};
 pub use results::{AsyncResult, Imap, ImapUnordered};
 pub(crate) use results::{ChunkResult, decode_results};
+pub use stats::WorkerStats;
 pub(crate) use worker::spawned_worker;
 
 /// What the death of a worker does to its pool, which is what tells Python's two pools apart.
@@ -75,6 +79,9 @@ pub struct Builder {
     initializer: Option<fn()>,
     maxtasksperchild: Option<usize>,
     method: Option<StartMethod>,
+    task_timeout: Option<Duration>,
+    max_memory_per_child: Option<u64>,
+    memory_limit: Option<u64>,
 }
 
 impl Builder {
@@ -105,6 +112,33 @@ impl Builder {
         self
     }
 
+    /// How long any one task (a chunk, in a map) may run. A task past it fails alone with
+    /// [`Error::TaskTimedOut`]: its worker is stopped (`SIGTERM`, then `SIGKILL` a second
+    /// later) and replaced, and every other task goes on. [`Pool::with_task_timeout`] sets a
+    /// limit for some calls only.
+    pub fn task_timeout(mut self, limit: Duration) -> Builder {
+        self.task_timeout = Some(limit);
+        self
+    }
+
+    /// How much memory, in bytes, a worker may hold resident after a task: a worker above it
+    /// is replaced by a fresh one before its next task (billiard's `max_memory_per_child`).
+    /// Workers are then never sent work ahead, so that none runs a task after it has grown
+    /// too large.
+    pub fn max_memory_per_child(mut self, bytes: u64) -> Builder {
+        self.max_memory_per_child = Some(bytes);
+        self
+    }
+
+    /// A hard ceiling, in bytes, on the heap of each worker (`RLIMIT_DATA`: what it inherited
+    /// from its parent counts too): a task that allocates past it fails alone with
+    /// [`Error::MemoryLimitExceeded`], and its worker is replaced, instead of the machine
+    /// running out of memory.
+    pub fn memory_limit(mut self, bytes: u64) -> Builder {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
     /// Starts the workers and the pool's manager thread.
     ///
     /// # Errors
@@ -127,14 +161,18 @@ impl Builder {
             maxtasksperchild: self.maxtasksperchild,
             on_death,
             method: self.method.unwrap_or_else(crate::get_start_method),
+            max_memory_per_child: self.max_memory_per_child,
+            memory_limit: self.memory_limit,
         })?;
         Ok(Pool {
             broken: handle.broken,
+            timelines: handle.timelines,
+            task_timeout: self.task_timeout,
             commands: Mutex::new(Commands {
                 sender: Some(handle.commands),
                 open: true,
             }),
-            wake: handle.wake,
+            wake: Arc::new(handle.wake),
             manager: Mutex::new(Some(handle.thread)),
             dispatcher: Dispatcher::default(),
             processes,
@@ -169,9 +207,13 @@ pub struct Pool {
     /// Set when the pool has broken (a worker of a pool that breaks on a death died, or no
     /// worker could be started): why.
     broken: Arc<OnceLock<Error>>,
+    /// Where each worker's time went.
+    timelines: stats::Timelines,
+    /// How long a task may run, unless a call says otherwise.
+    task_timeout: Option<Duration>,
     commands: Mutex<Commands>,
     /// Wakes the manager from `poll` after each command; never blocks.
-    wake: Waker,
+    wake: Arc<Waker>,
     manager: Mutex<Option<JoinHandle<()>>>,
     /// Runs the callbacks of results, off the manager thread.
     dispatcher: Dispatcher,
@@ -242,7 +284,7 @@ impl Pool {
         R: Serialize + DeserializeOwned,
     {
         let args: Vec<A> = inputs.into_iter().collect();
-        self.submit_all(Task::new(f).to_ref(), &args, chunksize)?
+        self.submit_all(Task::new(f).to_ref(), &args, chunksize, self.task_timeout)?
             .get()
     }
 
@@ -261,9 +303,23 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
+        self.map_limited(f, inputs, self.task_timeout)
+    }
+
+    /// [`map_async`](Pool::map_async) with each chunk's time `limit`.
+    fn map_limited<A, R>(
+        &self,
+        f: fn(A) -> R,
+        inputs: impl IntoIterator<Item = A>,
+        limit: Option<Duration>,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
         let args: Vec<A> = inputs.into_iter().collect();
         let chunksize = default_chunksize(args.len(), self.processes);
-        self.submit_all(Task::new(f).to_ref(), &args, chunksize)
+        self.submit_all(Task::new(f).to_ref(), &args, chunksize, limit)
     }
 
     /// Calls `f` with each pair of arguments unpacked: Python's `starmap`.
@@ -301,7 +357,7 @@ impl Pool {
         R: Serialize + DeserializeOwned,
     {
         let args: Vec<(A, B)> = inputs.into_iter().collect();
-        self.submit_all(Task::pair(f).to_ref(), &args, chunksize)?
+        self.submit_all(Task::pair(f).to_ref(), &args, chunksize, self.task_timeout)?
             .get()
     }
 
@@ -322,7 +378,7 @@ impl Pool {
     {
         let args: Vec<(A, B)> = inputs.into_iter().collect();
         let chunksize = default_chunksize(args.len(), self.processes);
-        self.submit_all(Task::pair(f).to_ref(), &args, chunksize)
+        self.submit_all(Task::pair(f).to_ref(), &args, chunksize, self.task_timeout)
     }
 
     /// Calls `f` on the inputs lazily, one at a time, yielding results in input order:
@@ -351,7 +407,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'a,
         I: IntoIterator<Item = A>,
     {
-        self.imap_window(true, f, inputs.into_iter(), chunksize)
+        self.imap_window(true, f, inputs.into_iter(), chunksize, self.task_timeout)
     }
 
     /// Like [`imap`](Pool::imap), but yields each result as soon as it is ready, in any
@@ -383,7 +439,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'a,
         I: IntoIterator<Item = A>,
     {
-        self.imap_window(false, f, inputs.into_iter(), chunksize)
+        self.imap_window(false, f, inputs.into_iter(), chunksize, self.task_timeout)
     }
 
     /// The iterator of `imap` (`in_order`) and `imap_unordered`.
@@ -393,13 +449,14 @@ impl Pool {
         f: fn(A) -> R,
         inputs: I,
         chunksize: usize,
+        limit: Option<Duration>,
     ) -> Imap<'a, A, R, I>
     where
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'a,
         I: Iterator<Item = A>,
     {
-        let send = self.chunk_sender(Task::new(f).to_ref());
+        let send = self.chunk_sender(Task::new(f).to_ref(), limit);
         let ahead = 2 * self.processes;
         let window = if in_order {
             Window::new(inputs, chunksize, ahead, send)
@@ -411,27 +468,42 @@ impl Pool {
         }
     }
 
-    /// How a window sends a chunk of inputs to this pool's workers.
-    pub(crate) fn chunk_sender<'a, A, R>(&'a self, task: TaskRef) -> SendChunk<'a, A, R>
+    /// How a window sends its chunks of inputs, one after another, to this pool's workers,
+    /// each with the time `limit`.
+    fn chunk_sender<'a, A, R>(
+        &'a self,
+        task: TaskRef,
+        limit: Option<Duration>,
+    ) -> SendChunk<'a, A, R>
     where
         A: Serialize,
         R: DeserializeOwned + 'a,
     {
-        Box::new(move |chunk: Vec<A>| self.send_chunk(task, &chunk))
+        let mut first = 0;
+        Box::new(move |chunk: Vec<A>| {
+            let sent = self.send_chunk(task, &chunk, first, limit);
+            first += chunk.len();
+            sent
+        })
     }
 
-    /// Sends one chunk of inputs to the workers; its results arrive in what this returns.
+    /// Sends one chunk of inputs, the `first` of which is that input of its call, to the
+    /// workers; its results arrive in what this returns.
     pub(crate) fn send_chunk<'a, A, R>(
         &self,
         task: TaskRef,
         chunk: &[A],
+        first: usize,
+        limit: Option<Duration>,
     ) -> Result<Box<dyn Pending<R> + 'a>>
     where
         A: Serialize,
         R: DeserializeOwned + 'a,
     {
         let count = chunk.len();
-        let completion = self.submit_chunk(task, codec::encode(chunk)?, count)?;
+        let place = TaskPlace::Inputs { first, count };
+        let completion =
+            self.submit_part(task, codec::encode(chunk)?, count, None, place, limit)?;
         Ok(Box::new(EncodedChunk {
             completion,
             count,
@@ -463,8 +535,23 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
+        self.apply_limited(f, arg, self.task_timeout)
+    }
+
+    /// [`apply_async`](Pool::apply_async) with the time `limit`.
+    fn apply_limited<A, R>(
+        &self,
+        f: fn(A) -> R,
+        arg: A,
+        limit: Option<Duration>,
+    ) -> Result<AsyncResult<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
         let args = codec::encode(std::slice::from_ref(&arg))?;
-        let completion = self.submit_chunk(Task::new(f).to_ref(), args, 1)?;
+        let task = Task::new(f).to_ref();
+        let completion = self.submit_part(task, args, 1, None, TaskPlace::Call, limit)?;
         Ok(AsyncResult {
             parts: vec![Part {
                 completion,
@@ -536,6 +623,47 @@ impl Pool {
         self.processes * ahead::MOST
     }
 
+    /// How long a task may run, unless a call says otherwise.
+    pub(crate) fn task_timeout(&self) -> Option<Duration> {
+        self.task_timeout
+    }
+
+    /// What wakes the manager thread.
+    pub(crate) fn waker(&self) -> Arc<Waker> {
+        self.wake.clone()
+    }
+
+    /// How each worker this pool ever had spent its time, in the order they started:
+    /// start-up, working, waiting for work, and how many inputs each answered.
+    pub fn worker_stats(&self) -> Vec<WorkerStats> {
+        self.timelines.stats()
+    }
+
+    /// The same pool, but every call made through what this returns gives each task (each
+    /// chunk, in a map) at most `limit` to run, instead of the pool's
+    /// [`task_timeout`](Builder::task_timeout).
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use multiprocessing::{Error, Pool};
+    /// fn nap(seconds: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_secs(seconds));
+    ///     seconds
+    /// }
+    ///
+    /// # fn main() -> multiprocessing::Result<()> {
+    /// let pool = Pool::new(2)?;
+    /// let limited = pool.with_task_timeout(Duration::from_secs(2));
+    /// let results: Vec<_> = limited.imap(nap, [0, 60, 1]).collect();
+    /// assert!(matches!(results[1], Err(Error::TaskTimedOut { .. })));
+    /// assert_eq!(results[2].as_ref().ok(), Some(&1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_task_timeout(&self, limit: Duration) -> TimeLimited<'_> {
+        TimeLimited { pool: self, limit }
+    }
+
     /// The thread that runs this pool's callbacks.
     pub(crate) fn dispatcher(&self) -> &Dispatcher {
         &self.dispatcher
@@ -560,6 +688,7 @@ impl Pool {
         task: TaskRef,
         args: &[A],
         chunksize: usize,
+        limit: Option<Duration>,
     ) -> Result<AsyncResult<Vec<R>>>
     where
         A: Serialize,
@@ -572,9 +701,14 @@ impl Pool {
         let call = (args.len() > chunksize).then(CallId::new);
         let parts = args
             .chunks(chunksize)
-            .map(|chunk| {
-                let completion =
-                    self.submit_part(task, codec::encode(chunk)?, chunk.len(), call)?;
+            .enumerate()
+            .map(|(index, chunk)| {
+                let place = TaskPlace::Inputs {
+                    first: index * chunksize,
+                    count: chunk.len(),
+                };
+                let args = codec::encode(chunk)?;
+                let completion = self.submit_part(task, args, chunk.len(), call, place, limit)?;
                 Ok(Part {
                     completion,
                     count: chunk.len(),
@@ -587,24 +721,16 @@ impl Pool {
         })
     }
 
-    /// Sends one chunk, whose result is seen on its own; its completion gets the encoded
-    /// results.
-    pub(crate) fn submit_chunk(
-        &self,
-        task: TaskRef,
-        args: Vec<u8>,
-        count: usize,
-    ) -> Result<Completion<Vec<u8>>> {
-        self.submit_part(task, args, count, None)
-    }
-
-    /// Sends one chunk, a part of `call` if given; its completion gets the encoded results.
+    /// Sends one chunk, a part of `call` if given, with the time `limit`; its completion
+    /// gets the encoded results.
     fn submit_part(
         &self,
         task: TaskRef,
         args: Vec<u8>,
         count: usize,
         call: Option<CallId>,
+        place: TaskPlace,
+        limit: Option<Duration>,
     ) -> Result<Completion<Vec<u8>>> {
         let (completion, completer) = completion(Some(&self.dispatcher));
         self.submit(Job {
@@ -612,6 +738,8 @@ impl Pool {
             args,
             count,
             call,
+            place,
+            limit,
             reply: Box::new(completer),
         })?;
         Ok(completion)
@@ -638,6 +766,79 @@ impl Pool {
     /// Wakes the manager; never waits, and takes no lock.
     fn wake_manager(&self) {
         self.wake.wake();
+    }
+}
+
+/// A pool whose calls give each task a time limit of their own: from
+/// [`Pool::with_task_timeout`].
+#[derive(Clone, Copy, Debug)]
+pub struct TimeLimited<'p> {
+    pool: &'p Pool,
+    limit: Duration,
+}
+
+impl<'p> TimeLimited<'p> {
+    /// [`Pool::apply`], with this limit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TaskTimedOut`], and as [`Pool::apply`].
+    pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.apply_async(f, arg)?.get()
+    }
+
+    /// [`Pool::apply_async`], with this limit.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::apply_async`].
+    pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.pool.apply_limited(f, arg, Some(self.limit))
+    }
+
+    /// [`Pool::map`], with this limit for each chunk.
+    ///
+    /// # Errors
+    ///
+    /// The first failed chunk's error, [`Error::TaskTimedOut`] among them; read the results
+    /// with [`imap`](TimeLimited::imap) to have every other result too.
+    pub fn map<A, R>(&self, f: fn(A) -> R, inputs: impl IntoIterator<Item = A>) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.pool.map_limited(f, inputs, Some(self.limit))?.get()
+    }
+
+    /// [`Pool::imap`], with this limit for each input: an input that runs past it yields
+    /// [`Error::TaskTimedOut`], and every other input its result.
+    pub fn imap<A, R, I>(&self, f: fn(A) -> R, inputs: I) -> Imap<'p, A, R, I::IntoIter>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'p,
+        I: IntoIterator<Item = A>,
+    {
+        self.pool
+            .imap_window(true, f, inputs.into_iter(), 1, Some(self.limit))
+    }
+
+    /// [`Pool::imap_unordered`], with this limit for each input.
+    pub fn imap_unordered<A, R, I>(&self, f: fn(A) -> R, inputs: I) -> Imap<'p, A, R, I::IntoIter>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'p,
+        I: IntoIterator<Item = A>,
+    {
+        self.pool
+            .imap_window(false, f, inputs.into_iter(), 1, Some(self.limit))
     }
 }
 
