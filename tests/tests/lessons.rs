@@ -88,6 +88,7 @@ lessons! {
     process_id: Exact;
     threads_vs_processes: Exact;
     cpu_bound: AnyOrder;
+    lesson_robust_pool: Exact;
 }
 
 /// How long a lesson may run before it is killed and its test fails.

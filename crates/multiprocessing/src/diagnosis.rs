@@ -76,7 +76,7 @@ impl Diagnosis {
     }
 
     /// The worker, as "worker NAME (pid N)".
-    fn who(&self) -> String {
+    pub(crate) fn who(&self) -> String {
         match self.pid {
             Some(pid) => format!("worker {} (pid {pid})", self.worker),
             None => format!("worker {}", self.worker),
@@ -120,13 +120,12 @@ impl fmt::Display for Diagnosis {
     }
 }
 
-/// A task that was stopped, not one whose worker died of itself: "input 3 of its map ran
-/// past ... ; worker NAME (pid N) was stopped".
-pub(crate) fn stopped(diagnosis: &Diagnosis) -> String {
-    let task = diagnosis
+/// What a worker ran, for the errors that say it was stopped: "input 3 of its map", or "its
+/// task" when it is not known.
+pub(crate) fn task(diagnosis: &Diagnosis) -> String {
+    diagnosis
         .task
-        .map_or_else(|| "the task".to_owned(), |task| task.to_string());
-    format!("{task} ({})", diagnosis.who())
+        .map_or_else(|| "its task".to_owned(), |task| task.to_string())
 }
 
 /// A number of bytes the way people read them: `512 B`, `64.0 MiB`, `1.2 GiB`.

@@ -272,16 +272,17 @@ impl fmt::Display for Error {
             }
             Error::TaskTimedOut { limit, worker } => write!(
                 f,
-                "{} ran past its time limit of {limit:?} and was stopped; the pool replaced \
-                 the worker",
-                crate::diagnosis::stopped(worker)
+                "{} ran {} past its time limit of {limit:?} and was stopped; the pool replaced it",
+                worker.who(),
+                crate::diagnosis::task(worker)
             ),
             Error::MemoryLimitExceeded { limit, worker } => write!(
                 f,
-                "{} went past the memory ceiling of {} and ended ({}); the pool replaced the \
-                 worker",
-                crate::diagnosis::stopped(worker),
+                "{} went past the memory ceiling of {} while running {} ({}); the pool \
+                 replaced it",
+                worker.who(),
                 crate::diagnosis::bytes(*limit),
+                crate::diagnosis::task(worker),
                 worker.status
             ),
             Error::WorkerDidNotStart { worker, status } => write!(
