@@ -66,6 +66,16 @@ struct State<T> {
 struct Shared<T> {
     state: Mutex<State<T>>,
     changed: Condvar,
+    /// What can bring the value in on the waiting thread itself, if anything.
+    driver: Option<Box<dyn Drive>>,
+}
+
+/// Something a waiter can do to bring a value in itself, instead of sleeping until another
+/// thread sets it: a pool's job whose worker the waiter can read from directly.
+pub(crate) trait Drive: Send + Sync {
+    /// Waits at most until `deadline` for the value, doing the work that brings it in;
+    /// false when it cannot help now (the waiter then sleeps until the value is set).
+    fn drive(&self, deadline: Option<Instant>) -> bool;
 }
 
 /// The waiting side of a result that is set once. Clones wait for the same result.
@@ -91,6 +101,14 @@ pub(crate) struct Completer<T> {
 /// A new completion and its completer. User callbacks pending when it is set run on
 /// `dispatcher`, or on the setting thread without one.
 pub(crate) fn completion<T>(dispatcher: Option<&Dispatcher>) -> (Completion<T>, Completer<T>) {
+    driven_completion(dispatcher, None)
+}
+
+/// A new completion whose waiters first let `driver` try to bring the value in.
+pub(crate) fn driven_completion<T>(
+    dispatcher: Option<&Dispatcher>,
+    driver: Option<Box<dyn Drive>>,
+) -> (Completion<T>, Completer<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             phase: Phase::Pending,
@@ -100,6 +118,7 @@ pub(crate) fn completion<T>(dispatcher: Option<&Dispatcher>) -> (Completion<T>, 
             stop: false,
         }),
         changed: Condvar::new(),
+        driver,
     });
     (
         Completion {
@@ -129,6 +148,16 @@ impl<T> Completion<T> {
 
     /// Waits until the value is in or `deadline` passes (never, for `None`); whether it is in.
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+        if let Some(driver) = &self.shared.driver {
+            while !self.is_done() {
+                if !driver.drive(deadline) {
+                    break;
+                }
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    return self.is_done();
+                }
+            }
+        }
         let mut state = self.state();
         if state.phase.is_done() {
             return true;

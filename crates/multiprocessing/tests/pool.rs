@@ -645,3 +645,34 @@ fn chunk_sizes_for_every_map_and_zero_refused() {
     assert!(matches!(zero.next(), Some(Err(Error::InvalidChunksize))));
     assert!(zero.next().is_none());
 }
+
+#[test]
+fn a_waiter_that_gives_up_leaves_the_reply_to_the_pool() {
+    let pool = Pool::new(1).unwrap();
+    let slow = pool.apply_async(nap, 300).unwrap();
+    // The waiter reads the worker's socket itself while it waits, and gives it back when its
+    // time is up; the reply then comes in through the pool's manager thread.
+    assert!(matches!(
+        slow.get_timeout(Duration::from_millis(20)),
+        Err(Error::Timeout { .. })
+    ));
+    sleep(Duration::from_millis(400));
+    assert!(slow.ready(), "the manager thread took the reply in");
+    assert_eq!(slow.get_timeout(PATIENCE).unwrap(), 300);
+    assert_eq!(pool.apply(square, 7).unwrap(), 49);
+}
+
+#[test]
+fn terminating_a_pool_ends_a_wait_on_its_worker() {
+    let pool = std::sync::Arc::new(Pool::new(1).unwrap());
+    let long = pool.apply_async(nap, 600_000).unwrap();
+    let waiter = std::thread::spawn(move || long.get());
+    sleep(Duration::from_millis(100));
+    pool.terminate();
+    let (sender, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sender.send(waiter.join().unwrap()));
+    assert!(matches!(
+        outcome.recv_timeout(PATIENCE),
+        Ok(Err(Error::PoolTerminated))
+    ));
+}

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use super::future::{Future, Outstanding, Payload};
 use super::{Builder, Map};
 use crate::codec;
-use crate::completion::{Completer, completion};
+use crate::completion::{Completer, driven_completion};
 use crate::diagnosis::{Diagnosis, TaskPlace};
 use crate::error::{Error, Result};
 use crate::pool::{
@@ -146,10 +146,12 @@ impl ProcessPoolExecutor {
     {
         let pool = self.pool.as_ref().ok_or(Error::Shutdown)?;
         let args = codec::encode(std::slice::from_ref(&arg))?;
-        let (completion, completer) = completion(Some(pool.dispatcher()));
+        let (key, driver) = pool.job_key();
+        let (completion, completer) = driven_completion(Some(pool.dispatcher()), Some(driver));
         let future = Future::with_stopper(completion, Some(pool.waker()));
         self.outstanding.track(&future)?;
         pool.submit(Job {
+            key,
             task: Task::new(f).to_ref(),
             args,
             count: 1,

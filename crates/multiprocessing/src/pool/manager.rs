@@ -1,30 +1,34 @@
-//! The pool's manager thread: it owns the workers, hands each idle one the next chunk of
-//! work, collects the results, and replaces the workers that die.
+//! The pool's workers and the one lock around them: the manager thread, which starts and
+//! replaces workers, hands each idle one the next chunk of work and collects the results;
+//! and the callers, who hand a job to an idle worker themselves and read its reply
+//! themselves while they wait for it (see [`Shared`]).
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 
 use super::OnWorkerDeath;
 use super::ahead::Ahead;
-use super::results::ChunkResult;
+use super::job::{Job, JobKey, Sent};
 use super::stats::{Timeline, Timelines};
 use super::worker::{EXIT, chunk_result, run_frame, worker_main};
-use crate::completion::Completer;
-use crate::diagnosis::{Diagnosis, TaskPlace};
+use crate::completion::Drive;
+use crate::diagnosis::Diagnosis;
 use crate::error::{Error, Result};
 use crate::pipe::{Connection, pipe};
 use crate::process::{Builder as ProcessBuilder, ExitStatus, Process};
+use crate::readable::wait_readable;
 use crate::start::StartMethod;
-use crate::task::TaskRef;
+use crate::sync::lock;
 
 /// How long terminated workers get to end before they are killed.
 const TERMINATE_GRACE: Duration = Duration::from_secs(1);
@@ -48,95 +52,138 @@ pub(super) struct Options {
     pub(super) memory_limit: Option<u64>,
 }
 
-/// Where a chunk's result goes. It is a [`Completer`] underneath, so a job dropped on any
-/// path, unanswered, fails its waiters instead of leaving them waiting.
-pub(crate) trait Reply: Send {
-    /// Called just before the job goes to a worker; `false` withdraws it (a cancelled
-    /// future).
-    fn start(&self) -> bool;
-
-    /// Whether the job can still be withdrawn until it starts: such a job goes only to an
-    /// idle worker, never ahead to a busy one, where a cancel could no longer reach it.
-    fn cancellable(&self) -> bool {
-        false
-    }
-
-    /// Delivers the result.
-    fn send(self: Box<Self>, result: ChunkResult);
-
-    /// Whether its caller asked for it to be stopped while it runs (a future's
-    /// [`terminate`](crate::futures::Future::terminate)): its worker is then stopped and
-    /// replaced.
-    fn stop_requested(&self) -> bool {
-        false
-    }
-
-    /// Delivers the news that it was stopped at its caller's request.
-    fn stopped(self: Box<Self>) {
-        self.send(Err(Error::Cancelled));
-    }
-}
-
-impl Reply for Completer<Vec<u8>> {
-    fn start(&self) -> bool {
-        true
-    }
-
-    fn send(self: Box<Self>, result: ChunkResult) {
-        self.set(result);
-    }
-}
-
-/// A chunk of work and where its results go.
-pub(crate) struct Job {
-    pub(crate) task: TaskRef,
-    /// The chunk's arguments, encoded together as one `Vec<A>`.
-    pub(crate) args: Vec<u8>,
-    /// How many arguments that is.
-    pub(crate) count: usize,
-    /// The call this chunk is one of, when that call's results are seen only all together
-    /// (a `map`): a worker may then hold one chunk's results back while it runs the next
-    /// chunk of the same call. `None` for a chunk whose result is seen on its own.
-    pub(crate) call: Option<CallId>,
-    /// Which inputs of its call these are, for the error that says what a dead worker ran.
-    pub(crate) place: TaskPlace,
-    /// How long it may run: past that, its worker is stopped and it fails alone.
-    pub(crate) limit: Option<Duration>,
-    pub(crate) reply: Box<dyn Reply>,
-}
-
-/// Names one call of several chunks; see [`Job::call`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct CallId(u64);
-
-impl CallId {
-    /// A name no other call of this process has.
-    pub(crate) fn new() -> CallId {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        CallId(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-}
-
-/// A job sent to a worker.
-struct Sent {
-    job: Job,
-    /// Sent as more of the call of the job sent just before it: the worker may have held
-    /// that job's reply back while it ran this one.
-    more: bool,
-}
-
-impl Job {
-    /// Finishes the job with `error` for each of its items.
-    fn fail(self, error: &Error) {
-        self.reply.send(Err(error.clone()));
-    }
-}
-
 /// What callers tell the manager thread.
 pub(super) enum Command {
-    Submit(Job),
     Close,
     Terminate,
+}
+
+/// The key under which the manager's epoll reports its wake-up socket; a worker's key is
+/// its serial number.
+const WAKE_KEY: u64 = u64::MAX;
+
+/// What the pool, its manager thread and the threads that wait for results share: the
+/// manager's state behind one lock, and the epoll set the manager thread sleeps on.
+///
+/// The manager thread holds the lock for a round of its loop and lets go of it while it
+/// sleeps. A caller takes it to hand a job over: a job that finds an idle worker goes to it
+/// at once, from the caller's thread, with no word to the manager thread. A caller that
+/// waits for a job that an otherwise quiet worker runs borrows that worker's socket (see
+/// [`Shared::drive`]): it takes the socket out of the epoll set, sleeps on it itself, and
+/// reads the reply. A round trip then wakes two threads, the worker and the caller, where
+/// going through the manager thread woke four.
+pub(crate) struct Shared {
+    manager: Mutex<Manager>,
+    epoll: Arc<Epoll>,
+    /// Wakes the manager thread from its sleep; never blocks.
+    pub(super) wake: Arc<Waker>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Manager> {
+        lock(&self.manager)
+    }
+
+    /// Queues `job`, and sends it to an idle worker at once if one is free.
+    ///
+    /// # Errors
+    ///
+    /// The error that broke the pool, or [`Error::PoolClosed`] once the manager has ended.
+    pub(super) fn submit(&self, job: Job) -> Result<()> {
+        let limited = job.limit.is_some();
+        let mut manager = self.lock();
+        if let Some(error) = manager.broken.get() {
+            return Err(error.clone());
+        }
+        if manager.finished {
+            return Err(Error::PoolClosed);
+        }
+        manager.queue.push_back(job);
+        manager.dispatch();
+        // The manager thread must learn of a new deadline, and replace a worker that was
+        // found dead.
+        let wake = limited || manager.needs_renewal();
+        drop(manager);
+        if wake {
+            self.wake.wake();
+        }
+        Ok(())
+    }
+
+    /// Waits at most until `deadline` for the reply to job `key`, reading it from its
+    /// worker's socket on this thread; false when that cannot be done now: the job is not
+    /// the one its worker runs, or that worker has frames to take first, or another thread
+    /// reads it already.
+    ///
+    /// While it waits the socket is out of the manager's epoll set, so the reply wakes this
+    /// thread alone. It sleeps on a duplicate of the socket, which stays valid whatever the
+    /// manager does meanwhile: stop the worker for a time limit, or terminate the pool.
+    fn drive(&self, key: JobKey, deadline: Option<Instant>) -> bool {
+        let (serial, socket) = {
+            let mut manager = self.lock();
+            let Some(index) = manager.workers.iter().position(|worker| {
+                !worker.ended
+                    && !worker.lent
+                    && worker.outbox.is_empty()
+                    && worker.jobs.front().is_some_and(|sent| sent.job.key == key)
+            }) else {
+                return false;
+            };
+            if manager.workers[index].conn.has_read_ahead() {
+                manager.collect(index);
+                manager.dispatch();
+                return true;
+            }
+            let Ok(socket) = manager.workers[index].conn.as_fd().try_clone_to_owned() else {
+                return false;
+            };
+            manager.workers[index].lent = true;
+            manager.arm(index);
+            (manager.workers[index].serial, socket)
+        };
+        let ready = wait_readable(socket.as_fd(), deadline, "cannot wait for a pool worker")
+            .unwrap_or(false);
+        drop(socket);
+        let mut manager = self.lock();
+        if let Some(index) = manager.index_of(serial) {
+            manager.workers[index].lent = false;
+            if ready {
+                manager.collect(index);
+                manager.dispatch();
+            }
+            if manager.index_of(serial) == Some(index) {
+                manager.arm(index);
+            }
+        }
+        let wake = manager.needs_renewal();
+        drop(manager);
+        if wake {
+            self.wake.wake();
+        }
+        true
+    }
+}
+
+/// Lets the waiters of one job read its reply themselves: a completion's [`Drive`].
+struct JobDriver {
+    shared: Weak<Shared>,
+    key: JobKey,
+}
+
+impl Drive for JobDriver {
+    fn drive(&self, deadline: Option<Instant>) -> bool {
+        self.shared
+            .upgrade()
+            .is_some_and(|shared| shared.drive(self.key, deadline))
+    }
+}
+
+/// What lets the waiters of job `key` of the pool `shared` read its reply themselves.
+pub(super) fn driver(shared: &Arc<Shared>, key: JobKey) -> Box<dyn Drive> {
+    Box::new(JobDriver {
+        shared: Arc::downgrade(shared),
+        key,
+    })
 }
 
 /// How callers wake the manager: a byte written to a socket it polls, but only when none is
@@ -161,10 +208,10 @@ impl Waker {
 
 /// The pool's side of a running manager thread.
 pub(super) struct Handle {
+    /// What the pool shares with the manager thread and with waiters.
+    pub(super) shared: Arc<Shared>,
     /// Where commands go; the manager reads them after each wake-up.
     pub(super) commands: Sender<Command>,
-    /// Wakes the manager from `poll` after a command; never blocks.
-    pub(super) wake: Waker,
     /// Set when the pool has broken: why.
     pub(super) broken: Arc<OnceLock<Error>>,
     /// Where each worker's time went.
@@ -183,39 +230,60 @@ pub(super) fn start(options: Options) -> Result<Handle> {
         end.set_nonblocking(true)
             .map_err(Error::io("cannot make the pool's wake-up"))?;
     }
+    let epoll = Arc::new(
+        Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+            .map_err(Error::os("cannot make the pool's epoll set"))?,
+    );
+    epoll
+        .add(&wake_reader, EpollEvent::new(EpollFlags::EPOLLIN, WAKE_KEY))
+        .map_err(Error::os("cannot make the pool's epoll set"))?;
     let broken = Arc::new(OnceLock::new());
     let woken = Arc::new(AtomicBool::new(false));
     let timelines = Timelines::default();
-    let mut manager = Manager {
-        broken: broken.clone(),
-        timelines: timelines.clone(),
-        inbox,
-        wake: wake_reader,
-        woken: woken.clone(),
-        wake_writer_fd: wake_writer.as_raw_fd(),
-        workers: Vec::new(),
-        queue: VecDeque::new(),
-        options,
-        closing: false,
-    };
+    let shared = Arc::new(Shared {
+        manager: Mutex::new(Manager {
+            broken: broken.clone(),
+            timelines: timelines.clone(),
+            inbox,
+            wake: wake_reader,
+            woken: woken.clone(),
+            wake_writer_fd: wake_writer.as_raw_fd(),
+            epoll: epoll.clone(),
+            workers: Vec::new(),
+            next_serial: 0,
+            queue: VecDeque::new(),
+            options,
+            closing: false,
+            finished: false,
+        }),
+        epoll,
+        wake: Arc::new(Waker {
+            stream: wake_writer,
+            woken,
+        }),
+    });
     // The manager thread forks every worker, the first ones too: a daemonic child dies
     // with the thread that forked it, and this thread lives exactly as long as the pool.
     let (started, start) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("pool-manager".into())
-        .spawn(move || {
-            for _ in 0..manager.options.processes {
-                match manager.spawn_worker() {
-                    Ok(worker) => manager.workers.push(worker),
-                    Err(error) => {
-                        manager.stop_all(&Error::PoolTerminated);
-                        let _ = started.send(Err(error));
-                        return;
+        .spawn({
+            let shared = shared.clone();
+            move || {
+                {
+                    let mut manager = shared.lock();
+                    for _ in 0..manager.options.processes {
+                        if let Err(error) = manager.add_worker() {
+                            manager.stop_all(&Error::PoolTerminated);
+                            manager.finished = true;
+                            let _ = started.send(Err(error));
+                            return;
+                        }
                     }
                 }
+                let _ = started.send(Ok(()));
+                run(&shared);
             }
-            let _ = started.send(Ok(()));
-            manager.run();
         })
         .map_err(Error::io("cannot start the pool's manager thread"))?;
     match start.recv() {
@@ -233,20 +301,57 @@ pub(super) fn start(options: Options) -> Result<Handle> {
         }
     }
     Ok(Handle {
+        shared,
         commands,
-        wake: Waker {
-            stream: wake_writer,
-            woken,
-        },
         broken,
         timelines,
         thread,
     })
 }
 
+/// The manager thread's loop: a round under the lock, then a sleep without it until a
+/// worker replies or ends, a caller wakes it, or the nearest time limit of a running job.
+fn run(shared: &Shared) {
+    let mut events = vec![EpollEvent::empty(); 64];
+    loop {
+        let timeout = {
+            let mut manager = shared.lock();
+            match manager.round() {
+                Round::Over => return,
+                Round::Again => continue,
+                Round::Sleep(timeout) => timeout,
+            }
+        };
+        let ready = shared.epoll.wait(&mut events, timeout).unwrap_or(0);
+        let mut manager = shared.lock();
+        for event in &events[..ready] {
+            manager.handle(event);
+        }
+        manager.stop_overdue();
+    }
+}
+
+/// What a round of the manager's loop leaves it to do.
+enum Round {
+    /// The pool is over: the thread ends.
+    Over,
+    /// Replies were read ahead, which no socket shows: another round at once.
+    Again,
+    /// Sleep, at most this long.
+    Sleep(PollTimeout),
+}
+
 /// A worker as the manager sees it.
 struct Worker {
     process: Process,
+    /// Names it among the pool's workers, in the epoll set and across a borrow of its
+    /// socket (its place in the list may change meanwhile).
+    serial: u64,
+    /// Borrowed by a thread that waits for the job it runs (see [`Shared::drive`]): only
+    /// that thread reads its socket, and the manager leaves it be.
+    lent: bool,
+    /// What the epoll set watches its socket for.
+    armed: EpollFlags,
     /// Its place in the pool's [`Timelines`].
     timeline: usize,
     conn: Connection,
@@ -305,41 +410,125 @@ struct Manager {
     woken: Arc<AtomicBool>,
     /// The other end of `wake`, which workers must not keep open.
     wake_writer_fd: RawFd,
+    /// What the manager thread sleeps on: the wake-up and every worker's socket.
+    epoll: Arc<Epoll>,
     workers: Vec<Worker>,
+    /// The serial number of the next worker.
+    next_serial: u64,
     queue: VecDeque<Job>,
     options: Options,
     closing: bool,
+    /// Set once the manager thread has ended: no job can be run any more.
+    finished: bool,
 }
 
 impl Manager {
-    fn run(mut self) {
-        loop {
-            if self.take_commands() == Some(true) {
-                self.terminate();
-                return;
-            }
-            self.renew();
-            self.dispatch();
-            if self.closing
-                && self.queue.is_empty()
-                && self.workers.iter().all(|w| w.jobs.is_empty())
-            {
-                self.retire_all();
-                return;
-            }
-            self.wait_and_collect();
-            self.stop_overdue();
+    /// One round of the manager thread's loop: commands, replacements, dispatch.
+    fn round(&mut self) -> Round {
+        if self.take_commands() == Some(true) {
+            self.terminate();
+            self.finished = true;
+            return Round::Over;
         }
+        self.renew();
+        self.dispatch();
+        if self.closing && self.queue.is_empty() && self.workers.iter().all(|w| w.jobs.is_empty()) {
+            self.retire_all();
+            self.finished = true;
+            return Round::Over;
+        }
+        // Replies already read ahead would not make their sockets look readable.
+        let buffered: Vec<usize> = (0..self.workers.len())
+            .filter(|&index| !self.workers[index].lent && self.workers[index].conn.has_read_ahead())
+            .collect();
+        if buffered.is_empty() {
+            return Round::Sleep(self.poll_timeout());
+        }
+        for index in buffered {
+            self.collect(index);
+        }
+        Round::Again
+    }
+
+    /// Handles what the epoll set reported: a wake-up, a reply or a death, room to write.
+    fn handle(&mut self, event: &EpollEvent) {
+        if event.data() == WAKE_KEY {
+            let mut drain = [0; 64];
+            while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
+            // Lowered after the read, so that a caller who finds it down writes a byte
+            // this read did not take. A swap, not a store: it reads what the last
+            // caller's swap wrote, so that caller's command is visible to the
+            // `try_recv`s at the top of the next round.
+            self.woken.swap(false, Ordering::Acquire);
+            return;
+        }
+        // A worker that has ended since, or is lent to a waiter, is not read here.
+        let Some(index) = self.index_of(event.data()) else {
+            return;
+        };
+        if self.workers[index].lent {
+            return;
+        }
+        let events = event.events();
+        if events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
+            // The report may be stale: a waiter may have borrowed the socket and read the
+            // reply between the report and this lock.
+            let conn = &self.workers[index].conn;
+            if conn.has_read_ahead() || readable(conn) {
+                self.collect(index);
+            }
+        } else if events.contains(EpollFlags::EPOLLOUT) {
+            self.flush(index);
+        }
+    }
+
+    /// Where the worker with this serial number is in the list, if it still is.
+    fn index_of(&self, serial: u64) -> Option<usize> {
+        self.workers
+            .iter()
+            .position(|worker| worker.serial == serial)
+    }
+
+    /// Whether a worker has ended and waits for the manager thread to replace it.
+    fn needs_renewal(&self) -> bool {
+        self.workers.iter().any(|worker| worker.ended)
+    }
+
+    /// Makes the epoll set watch worker `index`'s socket for what it needs now: nothing
+    /// while it is lent, replies, and room to write while it has frames waiting.
+    fn arm(&mut self, index: usize) {
+        let worker = &mut self.workers[index];
+        let wanted = if worker.lent || worker.ended {
+            EpollFlags::empty()
+        } else if worker.outbox.is_empty() {
+            EpollFlags::EPOLLIN
+        } else {
+            EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT
+        };
+        if wanted != worker.armed {
+            let mut event = EpollEvent::new(wanted, worker.serial);
+            if self.epoll.modify(worker.conn.as_fd(), &mut event).is_ok() {
+                worker.armed = wanted;
+            }
+        }
+    }
+
+    /// Starts a worker at the end of the list, watched by the epoll set.
+    fn add_worker(&mut self) -> Result<()> {
+        let worker = self.spawn_worker()?;
+        self.workers.push(worker);
+        Ok(())
+    }
+
+    /// Takes a worker out of the epoll set, before its socket closes.
+    fn forget(&self, worker: &Worker) {
+        let _ = self.epoll.delete(worker.conn.as_fd());
     }
 
     /// Takes every pending command; `Some(true)` when told to terminate.
     fn take_commands(&mut self) -> Option<bool> {
         loop {
             match self.inbox.try_recv() {
-                Ok(Command::Submit(job)) => match self.broken.get() {
-                    Some(error) => job.fail(error),
-                    None => self.queue.push_back(job),
-                },
                 Ok(Command::Close) => self.closing = true,
                 Ok(Command::Terminate) => return Some(true),
                 Err(mpsc::TryRecvError::Empty) => return None,
@@ -370,6 +559,7 @@ impl Manager {
             end(&self.workers[index].process, TERMINATE_GRACE);
             self.timelines
                 .update(self.workers[index].timeline, |t| t.end(Instant::now()));
+            self.forget(&self.workers[index]);
             match self.start_worker() {
                 Ok(worker) => self.workers[index] = worker,
                 Err(error) => {
@@ -398,7 +588,7 @@ impl Manager {
         while let Some(front) = self.queue.front() {
             let (next, cancellable) = (front.count, front.reply.cancellable());
             let Some(index) = self.least_busy_with_room(next, cancellable) else {
-                return;
+                break;
             };
             let job = self.queue.pop_front().expect("not empty");
             if !job.reply.start() {
@@ -442,6 +632,15 @@ impl Manager {
         }
     }
 
+    /// Writes what the worker's socket takes of its outbox, and has the epoll set watch for
+    /// room for the rest; notes it if the worker died.
+    fn flush(&mut self, index: usize) {
+        self.write_out(index);
+        if !self.workers[index].ended {
+            self.arm(index);
+        }
+    }
+
     /// The worker that holds the fewest inputs and may take `next` more, if any may; only
     /// an idle one for a job that is `cancellable`.
     fn least_busy_with_room(&self, next: usize, cancellable: bool) -> Option<usize> {
@@ -453,14 +652,18 @@ impl Manager {
         self.workers
             .iter()
             .enumerate()
-            .filter(|(_, worker)| !worker.ended && !worker.retiring && worker.sent < limit)
+            .filter(|(_, worker)| {
+                !worker.ended && !worker.lent && !worker.retiring && worker.sent < limit
+            })
             .filter(|(_, worker)| worker.jobs.is_empty() || (plenty && worker.ahead.has_room(next)))
             .min_by_key(|(_, worker)| worker.ahead.held())
             .map(|(index, _)| index)
     }
 
-    /// Writes what the worker's socket takes of its outbox; notes it if it died.
-    fn flush(&mut self, index: usize) {
+    /// Writes what the worker's socket takes of its outbox. A worker that can no longer be
+    /// written to has died: the replies it sent before it did are read first, so that only
+    /// the job it was running fails.
+    fn write_out(&mut self, index: usize) {
         let worker = &mut self.workers[index];
         while !worker.ended && !worker.outbox.is_empty() {
             match worker.conn.send_some(&worker.outbox) {
@@ -468,56 +671,7 @@ impl Manager {
                 Ok(written) => {
                     worker.outbox.drain(..written);
                 }
-                Err(_) => return self.lost(index),
-            }
-        }
-    }
-
-    /// Waits for a result, a dead worker or a command, and handles what came.
-    fn wait_and_collect(&mut self) {
-        // Replies already read ahead would not make their sockets look readable.
-        let buffered: Vec<usize> = (0..self.workers.len())
-            .filter(|&index| self.workers[index].conn.has_read_ahead())
-            .collect();
-        if !buffered.is_empty() {
-            for index in buffered {
-                self.collect(index);
-            }
-            return;
-        }
-        let ready: Vec<(usize, PollFlags)> = {
-            let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
-            fds.extend(self.workers.iter().map(|worker| {
-                let mut events = PollFlags::POLLIN;
-                if !worker.outbox.is_empty() {
-                    events |= PollFlags::POLLOUT;
-                }
-                PollFd::new(worker.conn.as_fd(), events)
-            }));
-            match nix::poll::poll(&mut fds, self.poll_timeout()) {
-                Ok(_) => fds
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, fd)| Some((i, fd.revents()?)))
-                    .filter(|(_, events)| !events.is_empty())
-                    .collect(),
-                Err(_) => Vec::new(),
-            }
-        };
-        for (index, events) in ready {
-            if index == 0 {
-                let mut drain = [0; 64];
-                while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
-                // Lowered after the read, so that a caller who finds it down writes a byte
-                // this read did not take. A swap, not a store: it reads what the last
-                // caller's swap wrote, so that caller's command is visible to the
-                // `try_recv`s at the top of the next round.
-                self.woken.swap(false, Ordering::Acquire);
-            } else if events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
-            {
-                self.collect(index - 1);
-            } else {
-                self.flush(index - 1);
+                Err(_) => return self.collect(index),
             }
         }
     }
@@ -617,8 +771,10 @@ impl Manager {
             if !overdue && !front.job.reply.stop_requested() {
                 continue;
             }
-            // A reply that came in meanwhile wins: the job is done, not stopped.
-            if self.workers[index].conn.has_read_ahead() || readable(&self.workers[index].conn) {
+            // A reply that came in meanwhile wins: the job is done, not stopped. (The socket
+            // of a lent worker is its borrower's to read.)
+            let worker = &self.workers[index];
+            if !worker.lent && (worker.conn.has_read_ahead() || readable(&worker.conn)) {
                 self.collect(index);
                 continue;
             }
@@ -700,7 +856,7 @@ impl Manager {
     }
 
     /// Starts a worker, trying again when that fails, up to [`START_TRIES`] times.
-    fn start_worker(&self) -> Result<Worker> {
+    fn start_worker(&mut self) -> Result<Worker> {
         let mut tries = 1;
         loop {
             match self.spawn_worker() {
@@ -715,20 +871,16 @@ impl Manager {
         for worker in &mut self.workers {
             let _ = worker.conn.send_bytes(&[EXIT]);
         }
-        for worker in self.workers.drain(..) {
+        for worker in std::mem::take(&mut self.workers) {
             end(&worker.process, TERMINATE_GRACE);
             self.timelines
                 .update(worker.timeline, |t| t.end(Instant::now()));
+            self.forget(&worker);
         }
     }
 
     fn terminate(&mut self) {
         self.stop_all(&Error::PoolTerminated);
-        while let Ok(command) = self.inbox.try_recv() {
-            if let Command::Submit(job) = command {
-                job.fail(&Error::PoolTerminated);
-            }
-        }
     }
 
     /// Ends every worker now and fails all work, running or queued, with `error`.
@@ -736,10 +888,11 @@ impl Manager {
         for worker in &self.workers {
             let _ = worker.process.terminate();
         }
-        for worker in self.workers.drain(..) {
+        for worker in std::mem::take(&mut self.workers) {
             end(&worker.process, TERMINATE_GRACE);
             self.timelines
                 .update(worker.timeline, |t| t.end(Instant::now()));
+            self.forget(&worker);
             for sent in worker.jobs {
                 sent.job.fail(error);
             }
@@ -751,7 +904,7 @@ impl Manager {
 
     /// Forks a worker, daemonic and named `ForkPoolWorker-N` or `ForkProcess-N`, as Python's
     /// are.
-    fn spawn_worker(&self) -> Result<Worker> {
+    fn spawn_worker(&mut self) -> Result<Worker> {
         let (conn, worker_end) = pipe(true)?;
         // What the worker must close: the other workers' sockets and the wake-up pair, so
         // that each socket's only holders are the pool and its own worker.
@@ -797,8 +950,21 @@ impl Manager {
         let timeline =
             self.timelines
                 .add(Timeline::new(process.name(), process.pid(), born, ready));
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        if let Err(errno) = self
+            .epoll
+            .add(conn.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, serial))
+        {
+            let _ = process.kill();
+            end(&process, TERMINATE_GRACE);
+            return Err(Error::os("cannot watch a pool worker")(errno));
+        }
         Ok(Worker {
             process,
+            serial,
+            lent: false,
+            armed: EpollFlags::EPOLLIN,
             timeline,
             conn,
             jobs: VecDeque::new(),

@@ -18,6 +18,7 @@
 //! come back to the job's completion, and the caller decodes them (`results.rs`).
 
 mod ahead;
+mod job;
 mod manager;
 mod results;
 mod stats;
@@ -33,17 +34,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
-use crate::completion::{Completion, Dispatcher, completion};
+use crate::completion::{Completion, Dispatcher, Drive, driven_completion};
 use crate::diagnosis::TaskPlace;
 use crate::error::{Error, Result};
 use crate::start::StartMethod;
 use crate::sync::lock;
 use crate::task::{Task, TaskRef};
 use crate::window::{EncodedChunk, Pending, SendChunk, Window};
-use manager::{CallId, Command};
+use job::{CallId, JobKey};
+use manager::{Command, Shared};
 use results::{Part, finish_all, finish_one};
 
-pub(crate) use manager::{Job, Reply, Waker};
+pub(crate) use job::{Job, Reply};
+pub(crate) use manager::Waker;
 pub use results::{AsyncResult, Imap, ImapUnordered};
 pub(crate) use results::{ChunkResult, decode_results};
 pub use stats::WorkerStats;
@@ -165,6 +168,7 @@ impl Builder {
             memory_limit: self.memory_limit,
         })?;
         Ok(Pool {
+            shared: handle.shared,
             broken: handle.broken,
             timelines: handle.timelines,
             task_timeout: self.task_timeout,
@@ -172,7 +176,6 @@ impl Builder {
                 sender: Some(handle.commands),
                 open: true,
             }),
-            wake: Arc::new(handle.wake),
             manager: Mutex::new(Some(handle.thread)),
             dispatcher: Dispatcher::default(),
             processes,
@@ -211,9 +214,10 @@ pub struct Pool {
     timelines: stats::Timelines,
     /// How long a task may run, unless a call says otherwise.
     task_timeout: Option<Duration>,
+    /// The manager's state, shared with its thread and with the threads that wait for
+    /// results.
+    shared: Arc<Shared>,
     commands: Mutex<Commands>,
-    /// Wakes the manager from `poll` after each command; never blocks.
-    wake: Arc<Waker>,
     manager: Mutex<Option<JoinHandle<()>>>,
     /// Runs the callbacks of results, off the manager thread.
     dispatcher: Dispatcher,
@@ -630,7 +634,13 @@ impl Pool {
 
     /// What wakes the manager thread.
     pub(crate) fn waker(&self) -> Arc<Waker> {
-        self.wake.clone()
+        self.shared.wake.clone()
+    }
+
+    /// A new job's name, and what lets its waiters read its reply themselves.
+    pub(crate) fn job_key(&self) -> (JobKey, Box<dyn Drive>) {
+        let key = JobKey::new();
+        (key, manager::driver(&self.shared, key))
     }
 
     /// How each worker this pool ever had spent its time, in the order they started:
@@ -732,8 +742,10 @@ impl Pool {
         place: TaskPlace,
         limit: Option<Duration>,
     ) -> Result<Completion<Vec<u8>>> {
-        let (completion, completer) = completion(Some(&self.dispatcher));
+        let (key, driver) = self.job_key();
+        let (completion, completer) = driven_completion(Some(&self.dispatcher), Some(driver));
         self.submit(Job {
+            key,
             task,
             args,
             count,
@@ -745,27 +757,23 @@ impl Pool {
         Ok(completion)
     }
 
-    /// Hands a job to the manager thread.
+    /// Hands a job to the workers: to an idle one at once, or to the queue.
     pub(crate) fn submit(&self, job: Job) -> Result<()> {
         if let Some(error) = self.broken.get() {
             return Err(error.clone());
         }
-        {
-            let commands = lock(&self.commands);
-            let (true, Some(sender)) = (commands.open, &commands.sender) else {
-                return Err(Error::PoolClosed);
-            };
-            sender
-                .send(Command::Submit(job))
-                .map_err(|_| Error::PoolClosed)?;
+        // Held while the job goes in, so that no close or terminate comes between the check
+        // and the queue.
+        let commands = lock(&self.commands);
+        if !commands.open || commands.sender.is_none() {
+            return Err(Error::PoolClosed);
         }
-        self.wake_manager();
-        Ok(())
+        self.shared.submit(job)
     }
 
     /// Wakes the manager; never waits, and takes no lock.
     fn wake_manager(&self) {
-        self.wake.wake();
+        self.shared.wake.wake();
     }
 }
 
