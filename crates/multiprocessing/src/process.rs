@@ -20,6 +20,7 @@
 //! Tests that check what a program prints should run it as a subprocess.
 
 mod child;
+pub(crate) mod oom;
 mod report;
 mod state;
 mod status;
