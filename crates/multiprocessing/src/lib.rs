@@ -81,8 +81,8 @@ pub use nix::sys::signal::Signal;
 pub use pipe::{Connection, pipe};
 pub use pool::{AsyncResult, Pool, WorkerStats};
 pub use process::{
-    Builder, CurrentProcess, ExitStatus, Outcome, ParentProcess, Process, Run, active_children,
-    cpu_count, current_process, exit, parent_process,
+    Builder, CurrentProcess, ExitStatus, Outcome, ParentProcess, Process, Run, Usage,
+    active_children, cpu_count, current_process, exit, parent_process,
 };
 pub use queue::{JoinableQueue, Queue};
 pub use start::{Context, StartMethod, get_context, get_start_method, init, set_start_method};

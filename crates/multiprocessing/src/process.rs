@@ -20,8 +20,11 @@
 //! Tests that check what a program prints should run it as a subprocess.
 
 mod child;
+pub(crate) mod oom;
+mod report;
 mod state;
 mod status;
+mod usage;
 mod wait;
 
 use std::fmt;
@@ -36,6 +39,7 @@ use crate::sync::lock;
 pub(crate) use child::catch_task;
 pub use child::{Outcome, exit};
 pub use status::ExitStatus;
+pub use usage::Usage;
 use wait::Waiter;
 
 /// How long a daemonic child gets to end after `SIGTERM` at exit, before `SIGKILL`.
@@ -585,6 +589,34 @@ impl Process {
             return None;
         }
         waiter.poll().ok().flatten()
+    }
+
+    /// What the process used, once it has ended: its peak memory and CPU time, under every
+    /// start method; reaps it if it just ended. `None` before `start`, while it runs, in
+    /// another process than the parent, and for a child of the fork server when the server
+    /// ended before it (then [`status`](Process::status) says `SIGKILL`).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use multiprocessing::Process;
+    ///
+    /// # fn main() -> multiprocessing::Result<()> {
+    /// let p = Process::new(|| ());
+    /// p.start()?;
+    /// let status = p.join()?;
+    /// if let Some(usage) = p.usage() {
+    ///     println!("{status}; {usage}"); // exited with code 0; peak memory 2.1 MiB, CPU ...
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn usage(&self) -> Option<Usage> {
+        let waiter = self.inner.waiter.get()?;
+        if self.check_creator().is_err() {
+            return None;
+        }
+        waiter.usage().ok().flatten()
     }
 
     /// The process's name.

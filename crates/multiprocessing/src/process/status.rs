@@ -20,6 +20,7 @@ use nix::sys::signal::Signal;
 /// assert_eq!(ExitStatus::Exited(1).exitcode(), 1);
 /// assert_eq!(ExitStatus::Signaled(15).exitcode(), -15);
 /// assert_eq!(ExitStatus::Signaled(15).to_string(), "killed by SIGTERM");
+/// assert_eq!(ExitStatus::Signaled(libc::SIGRTMIN() + 6).to_string(), "killed by SIGRTMIN+6");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ExitStatus {
@@ -51,6 +52,42 @@ impl ExitStatus {
         }
     }
 
+    /// The name of the signal that killed the process, as `kill -l` gives it: `SIGKILL`,
+    /// `SIGSEGV`, and for the real-time signals, which have no names of their own,
+    /// `SIGRTMIN`, `SIGRTMIN+1`, ... `SIGRTMAX`. `None` when the process exited, or for a
+    /// number that names no signal (such as the two the C library keeps for itself, just
+    /// below `SIGRTMIN`).
+    ///
+    /// See also: [`signal(7)`](https://man7.org/linux/man-pages/man7/signal.7.html).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use multiprocessing::ExitStatus;
+    ///
+    /// assert_eq!(ExitStatus::Signaled(9).signal_name(), Some("SIGKILL"));
+    /// assert_eq!(ExitStatus::Signaled(libc::SIGRTMIN() + 2).signal_name(), Some("SIGRTMIN+2"));
+    /// assert_eq!(ExitStatus::Signaled(libc::SIGRTMAX()).signal_name(), Some("SIGRTMAX"));
+    /// assert_eq!(ExitStatus::Exited(9).signal_name(), None);
+    /// ```
+    pub fn signal_name(self) -> Option<&'static str> {
+        let ExitStatus::Signaled(number) = self else {
+            return None;
+        };
+        if let Some(signal) = self.signal() {
+            return Some(signal.as_str());
+        }
+        if number == libc::SIGRTMAX() {
+            return Some("SIGRTMAX");
+        }
+        if !(libc::SIGRTMIN()..libc::SIGRTMAX()).contains(&number) {
+            return None;
+        }
+        REAL_TIME
+            .get(usize::try_from(number - libc::SIGRTMIN()).ok()?)
+            .copied()
+    }
+
     /// Decodes a raw status from `waitpid`; `None` for a stopped or continued process. Any
     /// signal keeps its number, the real-time ones nix has no name for included.
     pub(crate) fn from_raw(status: libc::c_int) -> Option<ExitStatus> {
@@ -72,11 +109,50 @@ impl ExitStatus {
     }
 }
 
+/// The names of the real-time signals below `SIGRTMAX`, counted from `SIGRTMIN`: Linux has 33
+/// of them (32 to 64), and the C library keeps the first two or three for itself.
+const REAL_TIME: [&str; 32] = [
+    "SIGRTMIN",
+    "SIGRTMIN+1",
+    "SIGRTMIN+2",
+    "SIGRTMIN+3",
+    "SIGRTMIN+4",
+    "SIGRTMIN+5",
+    "SIGRTMIN+6",
+    "SIGRTMIN+7",
+    "SIGRTMIN+8",
+    "SIGRTMIN+9",
+    "SIGRTMIN+10",
+    "SIGRTMIN+11",
+    "SIGRTMIN+12",
+    "SIGRTMIN+13",
+    "SIGRTMIN+14",
+    "SIGRTMIN+15",
+    "SIGRTMIN+16",
+    "SIGRTMIN+17",
+    "SIGRTMIN+18",
+    "SIGRTMIN+19",
+    "SIGRTMIN+20",
+    "SIGRTMIN+21",
+    "SIGRTMIN+22",
+    "SIGRTMIN+23",
+    "SIGRTMIN+24",
+    "SIGRTMIN+25",
+    "SIGRTMIN+26",
+    "SIGRTMIN+27",
+    "SIGRTMIN+28",
+    "SIGRTMIN+29",
+    "SIGRTMIN+30",
+    "SIGRTMIN+31",
+];
+
 impl fmt::Display for ExitStatus {
+    /// `exited with code 1`, `killed by SIGKILL`, `killed by SIGRTMIN+6`, or, for a number that
+    /// names no signal, `killed by signal 32`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self, self.signal()) {
+        match (self, self.signal_name()) {
             (ExitStatus::Exited(code), _) => write!(f, "exited with code {code}"),
-            (ExitStatus::Signaled(_), Some(signal)) => write!(f, "killed by {}", signal.as_str()),
+            (ExitStatus::Signaled(_), Some(name)) => write!(f, "killed by {name}"),
             (ExitStatus::Signaled(number), None) => write!(f, "killed by signal {number}"),
         }
     }
@@ -101,7 +177,52 @@ mod tests {
         assert_eq!(ExitStatus::Signaled(15).repr(), "-SIGTERM");
         assert_eq!(ExitStatus::Exited(0).repr(), "0");
         assert_eq!(ExitStatus::Signaled(40).repr(), "-40");
-        assert_eq!(ExitStatus::Signaled(40).to_string(), "killed by signal 40");
         assert_eq!(ExitStatus::Exited(2).to_string(), "exited with code 2");
+    }
+
+    #[test]
+    fn names_standard_and_real_time_signals() {
+        let named = |number| ExitStatus::Signaled(number).signal_name();
+        assert_eq!(named(libc::SIGKILL), Some("SIGKILL"));
+        assert_eq!(named(libc::SIGSEGV), Some("SIGSEGV"));
+        assert_eq!(named(libc::SIGTERM), Some("SIGTERM"));
+        assert_eq!(named(libc::SIGABRT), Some("SIGABRT"));
+        assert_eq!(named(libc::SIGRTMIN()), Some("SIGRTMIN"));
+        assert_eq!(named(libc::SIGRTMIN() + 1), Some("SIGRTMIN+1"));
+        assert_eq!(
+            named(libc::SIGRTMAX() - 1).map(|name| name.starts_with("SIGRTMIN+")),
+            Some(true)
+        );
+        assert_eq!(named(libc::SIGRTMAX()), Some("SIGRTMAX"));
+        // Every real-time signal has a name of its own.
+        let names: std::collections::HashSet<_> = (libc::SIGRTMIN()..=libc::SIGRTMAX())
+            .map(|number| named(number).expect("a real-time signal has a name"))
+            .collect();
+        assert_eq!(
+            names.len(),
+            (libc::SIGRTMAX() - libc::SIGRTMIN() + 1) as usize
+        );
+        // The C library's own signals below SIGRTMIN, and numbers past SIGRTMAX, have none.
+        assert_eq!(named(libc::SIGRTMIN() - 1), None);
+        assert_eq!(named(libc::SIGRTMAX() + 1), None);
+        assert_eq!(named(0), None);
+        assert_eq!(named(-3), None);
+        assert_eq!(ExitStatus::Exited(9).signal_name(), None);
+    }
+
+    #[test]
+    fn display_names_the_signal() {
+        assert_eq!(ExitStatus::Signaled(9).to_string(), "killed by SIGKILL");
+        assert_eq!(ExitStatus::Signaled(11).to_string(), "killed by SIGSEGV");
+        let sixth = libc::SIGRTMIN() + 6;
+        assert_eq!(
+            ExitStatus::Signaled(sixth).to_string(),
+            "killed by SIGRTMIN+6"
+        );
+        let reserved = libc::SIGRTMIN() - 1;
+        assert_eq!(
+            ExitStatus::Signaled(reserved).to_string(),
+            format!("killed by signal {reserved}")
+        );
     }
 }

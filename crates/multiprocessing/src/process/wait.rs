@@ -1,9 +1,10 @@
 //! Waiting for a child with a deadline: Python's `Popen.wait(timeout)`.
 //!
 //! Linux gives a child a file descriptor (a pidfd) that becomes readable when it ends, so a
-//! join with a timeout is one `poll`. The child is reaped with `waitpid(WNOHANG)` under a
-//! lock, by whichever thread sees it first; its status is kept, so every later call gets the
-//! same answer. Until it is reaped its pid cannot be reused, which makes signalling it safe.
+//! join with a timeout is one `poll`. The child is reaped with `wait4(WNOHANG)` under a lock,
+//! by whichever thread sees it first; its status and what it used are kept, so every later
+//! call gets the same answer. Until it is reaped its pid cannot be reused, which makes
+//! signalling it safe.
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
@@ -13,7 +14,8 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::ExitStatus;
+use super::report::Reaped;
+use super::{ExitStatus, Usage};
 use crate::connection::sealed::Watch;
 use crate::error::{Error, Result};
 use crate::readable::{Backoff, wait_readable};
@@ -24,10 +26,18 @@ pub(super) struct Waiter {
     /// Readable once the child has ended; `None` on kernels older than Linux 5.3.
     pidfd: Option<OwnedFd>,
     /// For a child of the fork server, which reaps it: the pipe on which the server sends
-    /// its raw exit status, non-blocking. Readable once the status is there.
+    /// its report ([`Reaped`]), non-blocking. Readable once the report is there.
     report: Option<OwnedFd>,
     /// How it ended, once reaped.
-    status: Mutex<Option<ExitStatus>>,
+    ended: Mutex<Option<Ended>>,
+}
+
+/// How a reaped child ended, and what it used when that is known.
+#[derive(Clone, Copy)]
+struct Ended {
+    status: ExitStatus,
+    /// `None` for a child of a fork server that ended before it could report.
+    usage: Option<Usage>,
 }
 
 impl Waiter {
@@ -36,7 +46,7 @@ impl Waiter {
             pid,
             pidfd: pidfd_open(pid),
             report: None,
-            status: Mutex::new(None),
+            ended: Mutex::new(None),
         }
     }
 
@@ -46,7 +56,7 @@ impl Waiter {
             pid,
             pidfd: None,
             report: Some(report),
-            status: Mutex::new(None),
+            ended: Mutex::new(None),
         }
     }
 
@@ -62,20 +72,30 @@ impl Waiter {
         self.pid
     }
 
-    fn status(&self) -> MutexGuard<'_, Option<ExitStatus>> {
-        crate::sync::lock(&self.status)
+    fn ended(&self) -> MutexGuard<'_, Option<Ended>> {
+        crate::sync::lock(&self.ended)
     }
 
     /// How the child ended, reaping it if it just did; `None` while it runs.
     pub(super) fn poll(&self) -> Result<Option<ExitStatus>> {
-        let mut status = self.status();
-        if status.is_none() {
-            *status = match &self.report {
+        Ok(self.poll_ended()?.map(|ended| ended.status))
+    }
+
+    /// What the child used, reaping it if it just ended; `None` while it runs, or when the
+    /// fork server that reaped it ended before it could report.
+    pub(super) fn usage(&self) -> Result<Option<Usage>> {
+        Ok(self.poll_ended()?.and_then(|ended| ended.usage))
+    }
+
+    fn poll_ended(&self) -> Result<Option<Ended>> {
+        let mut ended = self.ended();
+        if ended.is_none() {
+            *ended = match &self.report {
                 None => reap(self.pid)?,
                 Some(report) => read_report(report, self.pid)?,
             };
         }
-        Ok(*status)
+        Ok(*ended)
     }
 
     /// Waits until the child ends or `deadline` passes (never, for `None`).
@@ -118,10 +138,10 @@ impl Waiter {
 
     /// Sends `signal`, unless the child has already been reaped.
     pub(super) fn signal(&self, signal: Signal) -> Result<()> {
-        // Holding the status lock keeps other threads from reaping the child meanwhile, so
-        // the pid still names our child when the signal is sent.
-        let status = self.status();
-        if status.is_some() {
+        // Holding the lock keeps other threads from reaping the child meanwhile, so the pid
+        // still names our child when the signal is sent.
+        let ended = self.ended();
+        if ended.is_some() {
             return Ok(());
         }
         match nix::sys::signal::kill(self.pid, signal) {
@@ -135,10 +155,10 @@ impl Waiter {
     }
 }
 
-/// `waitpid(pid, WNOHANG)`: the status if the child has ended, `None` if it runs.
-fn reap(pid: Pid) -> Result<Option<ExitStatus>> {
+/// `wait4(pid, WNOHANG)`: how the child ended if it has, `None` if it runs.
+fn reap(pid: Pid) -> Result<Option<Ended>> {
     match reap_raw(pid) {
-        Ok(raw) => Ok(raw.and_then(ExitStatus::from_raw)),
+        Ok(reaped) => Ok(reaped.and_then(Ended::from_reaped)),
         Err(errno) => Err(Error::Os {
             context: "cannot wait for the process (was it reaped by someone else?)",
             errno,
@@ -146,39 +166,69 @@ fn reap(pid: Pid) -> Result<Option<ExitStatus>> {
     }
 }
 
-/// `waitpid(pid, WNOHANG)`, retried when a signal interrupts it: the child's raw status once
-/// it has ended (exited or killed), `None` while it runs or is only stopped.
+impl Ended {
+    /// How a reaped child ended; `None` for a raw status that says it has not.
+    fn from_reaped(reaped: Reaped) -> Option<Ended> {
+        Some(Ended {
+            status: ExitStatus::from_raw(reaped.raw)?,
+            usage: Some(reaped.usage),
+        })
+    }
+}
+
+/// `wait4(pid, WNOHANG)`, retried when a signal interrupts it: the child's raw status and
+/// what it used, once it has ended (exited or killed); `None` while it runs or is only
+/// stopped.
 ///
 /// This calls libc, not `nix::sys::wait::waitpid`: nix decodes the status into its `Signal`,
 /// which has no variant for the real-time signals, so for a child killed by one it reaps the
 /// child and then fails with `EINVAL`, and how the child ended is lost for good.
-/// [`ExitStatus::from_raw`] keeps any signal's number.
-pub(crate) fn reap_raw(pid: Pid) -> nix::Result<Option<libc::c_int>> {
+/// [`ExitStatus::from_raw`] keeps any signal's number. nix has no `wait4` either.
+///
+/// See also: [`wait4(2)`](https://man7.org/linux/man-pages/man2/wait4.2.html).
+pub(crate) fn reap_raw(pid: Pid) -> nix::Result<Option<Reaped>> {
     loop {
         let mut raw = 0;
-        // SAFETY: waitpid writes one int through a valid pointer.
-        let reaped = unsafe { libc::waitpid(pid.as_raw(), &mut raw, libc::WNOHANG) };
+        // SAFETY: rusage is plain integers, for which all zeros is a valid value.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 writes one int and one rusage through valid, exclusive pointers.
+        let reaped = unsafe { libc::wait4(pid.as_raw(), &mut raw, libc::WNOHANG, &mut usage) };
         match Errno::result(reaped) {
             Ok(0) => return Ok(None),
             Err(Errno::EINTR) => {}
             Err(errno) => return Err(errno),
             // Stopped and continued children have not ended: keep waiting.
-            Ok(_) => return Ok(ExitStatus::from_raw(raw).map(|_| raw)),
+            Ok(_) if ExitStatus::from_raw(raw).is_none() => return Ok(None),
+            Ok(_) => {
+                return Ok(Some(Reaped {
+                    raw,
+                    usage: Usage::from_rusage(&usage),
+                }));
+            }
         }
     }
 }
 
-/// The status the fork server sent for its child `pid`: `None` while none has come. A server
-/// that ended first (its program is ending) sent nothing; the child was then killed with it,
-/// if daemonic, and is reported as killed by `SIGKILL` once it is gone.
-fn read_report(report: &OwnedFd, pid: Pid) -> Result<Option<ExitStatus>> {
-    let mut raw = [0; 4];
-    match nix::unistd::read(report, &mut raw) {
-        Ok(4) => Ok(ExitStatus::from_raw(i32::from_le_bytes(raw))),
-        Ok(0) if nix::sys::signal::kill(pid, None) == Err(Errno::ESRCH) => {
-            Ok(Some(ExitStatus::Signaled(libc::SIGKILL)))
-        }
-        Ok(_) | Err(Errno::EAGAIN | Errno::EINTR) => Ok(None),
+/// How the fork server's child `pid` ended, from the server's report: `None` while none has
+/// come. A server that ended first (its program is ending) sent nothing; the child was then
+/// killed with it, if daemonic, and is reported as killed by `SIGKILL`, with no usage, once
+/// it is gone.
+fn read_report(report: &OwnedFd, pid: Pid) -> Result<Option<Ended>> {
+    let mut wire = [0; Reaped::WIRE_LEN];
+    match nix::unistd::read(report, &mut wire) {
+        Ok(Reaped::WIRE_LEN) => Ok(Ended::from_reaped(Reaped::from_wire(&wire))),
+        Ok(0) if nix::sys::signal::kill(pid, None) == Err(Errno::ESRCH) => Ok(Some(Ended {
+            status: ExitStatus::Signaled(libc::SIGKILL),
+            usage: None,
+        })),
+        Ok(0) | Err(Errno::EAGAIN | Errno::EINTR) => Ok(None),
+        // The server writes a report whole, in one write of less than PIPE_BUF bytes.
+        Ok(short) => Err(Error::Corrupt {
+            message: format!(
+                "the fork server's report on process {pid} has {short} bytes, not {}",
+                Reaped::WIRE_LEN
+            ),
+        }),
         Err(errno) => Err(Error::Os {
             context: "cannot read how the process ended",
             errno,

@@ -4,8 +4,9 @@
 //! The server has one thread and holds no lock, so its forks are safe whatever the program's
 //! own threads hold. A request is a child's start-up message with its descriptors, and one
 //! more: the writing end of a pipe on which the server reports, once it has reaped the child,
-//! how it ended. The server answers with the child's pid. It ends when the program does: it
-//! watches a pipe whose writing end only the program holds.
+//! how it ended and what it used (`process::Reaped::to_wire` gives the layout). The server
+//! answers with the child's pid. It ends when the program does: it watches a pipe whose
+//! writing end only the program holds.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -62,7 +63,7 @@ impl Server {
 }
 
 /// Starts a child through this process's fork server, spawning the server first if need be.
-/// Returns the child's pid and the pipe on which its exit status will come.
+/// Returns the child's pid and the pipe on which the report of its end will come.
 ///
 /// # Errors
 ///
@@ -132,7 +133,7 @@ struct Child {
     pid: Pid,
     /// Readable once the child has ended; `None` on kernels without pidfds.
     pidfd: Option<OwnedFd>,
-    /// Where its exit status goes.
+    /// Where the report of its end goes.
     report: OwnedFd,
 }
 
@@ -194,11 +195,12 @@ pub(super) fn serve(fds: Vec<OwnedFd>) -> ! {
     }
 }
 
-/// Reports the child's status if it has ended; whether it has.
+/// Reports how the child ended and what it used, if it has ended; whether it has.
 fn reaped(child: &Child) -> bool {
     match crate::process::reap_raw(child.pid) {
-        Ok(Some(raw)) => {
-            let _ = nix::unistd::write(&child.report, &raw.to_le_bytes());
+        Ok(Some(reaped)) => {
+            // One write of fewer than PIPE_BUF bytes: the parent reads the report whole.
+            let _ = nix::unistd::write(&child.report, &reaped.to_wire());
             true
         }
         Ok(None) => false,
