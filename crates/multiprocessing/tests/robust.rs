@@ -195,6 +195,13 @@ fn a_segfaulting_worker_is_diagnosed() {
             assert!(message.contains("SIGSEGV"), "{message}");
             assert!(message.contains(&format!("pid {pid}")), "{message}");
             assert!(message.contains("input 5 of its map"), "{message}");
+            // A worker holds at least its program's code and stack.
+            assert!(
+                death.peak_memory.is_some_and(|peak| peak > 100 << 10),
+                "{death}"
+            );
+            assert!(message.contains("peak memory"), "{message}");
+            assert!(!death.likely_oom, "a segfault is not the OOM killer's");
         }
         other => panic!("{other:?}"),
     }

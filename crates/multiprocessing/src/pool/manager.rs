@@ -25,7 +25,7 @@ use crate::completion::Drive;
 use crate::diagnosis::Diagnosis;
 use crate::error::{Error, Result};
 use crate::pipe::{Connection, pipe};
-use crate::process::{Builder as ProcessBuilder, ExitStatus, Process};
+use crate::process::{Builder as ProcessBuilder, ExitStatus, Process, oom};
 use crate::readable::wait_readable;
 use crate::start::StartMethod;
 use crate::sync::lock;
@@ -352,6 +352,9 @@ struct Worker {
     lent: bool,
     /// What the epoll set watches its socket for.
     armed: EpollFlags,
+    /// The out-of-memory killer's count in this program's cgroup when it started, if the
+    /// system keeps one.
+    oom_kills: Option<u64>,
     /// Its place in the pool's [`Timelines`].
     timeline: usize,
     conn: Connection,
@@ -818,9 +821,15 @@ impl Manager {
         status
     }
 
-    /// What the worker at `index` was doing when it ended `status`, and what it had used.
+    /// What the worker at `index` was doing when it ended `status`, the most memory it
+    /// held, and whether the kernel's out-of-memory killer most likely ended it.
     fn diagnose(&self, index: usize, status: ExitStatus, now: Instant) -> Diagnosis {
-        self.workers[index].diagnose(status, now)
+        let worker = &self.workers[index];
+        let mut diagnosis = worker.diagnose(status, now);
+        let usage = worker.process.usage();
+        diagnosis.peak_memory = usage.map(|usage| usage.peak_rss);
+        diagnosis.likely_oom = oom::likely_oom(status, usage, worker.oom_kills, None);
+        diagnosis
     }
 
     /// Ends the jobs of a worker that is gone with `fail`: the job it was running, or a later
@@ -965,6 +974,7 @@ impl Manager {
             serial,
             lent: false,
             armed: EpollFlags::EPOLLIN,
+            oom_kills: oom::oom_kills(),
             timeline,
             conn,
             jobs: VecDeque::new(),

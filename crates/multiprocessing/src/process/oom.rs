@@ -17,9 +17,6 @@
 //!
 //! See also: [cgroup v2's `memory.events`](https://docs.kernel.org/admin-guide/cgroup-v2.html#memory-interface-files).
 
-// Until the pool's diagnosis of a worker's death calls it; remove then.
-#![allow(dead_code, reason = "the pool is to call it")]
-
 use std::path::PathBuf;
 
 use super::{ExitStatus, Usage};
