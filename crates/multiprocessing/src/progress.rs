@@ -241,6 +241,7 @@ pub trait ProgressExt: Iterator + Sized {
 impl<I: Iterator> ProgressExt for I {}
 
 /// The iterator [`ProgressExt::progress`] returns: the same items, reported as they come out.
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct WithProgress<I, W> {
     inner: I,
     /// `None` once it has panicked.
