@@ -30,6 +30,7 @@
 //! | `if __name__ == '__main__':` | [`init`] first thing in `main` ([`enable_test_support!`] in tests) |
 //! | `get_context('spawn')`, `set_start_method('forkserver')` | [`get_context`], [`set_start_method`], [`StartMethod`] |
 //! | `concurrent.futures.ProcessPoolExecutor`, `ThreadPoolExecutor` | [`futures`] |
+//! | `tqdm(pool.imap(f, xs), total=n)`, mpire's `progress_bar=True` | [`ProgressExt::progress`], [`progress`] |
 //!
 //! # Example
 //!
@@ -63,6 +64,7 @@ pub mod logging;
 pub mod pipe;
 pub mod pool;
 pub mod process;
+pub mod progress;
 pub mod queue;
 mod readable;
 mod shm;
@@ -84,6 +86,7 @@ pub use process::{
     Builder, CurrentProcess, ExitStatus, Outcome, ParentProcess, Process, Run, Usage,
     active_children, cpu_count, current_process, exit, parent_process,
 };
+pub use progress::{Progress, ProgressExt};
 pub use queue::{JoinableQueue, Queue};
 pub use start::{Context, StartMethod, get_context, get_start_method, init, set_start_method};
 pub use value::{Plain, Value, ValueGuard};

@@ -4,10 +4,12 @@
 //! Book: `book/src/executor.md`. Run: `cargo run --release -p lesson-executor --bin cpu-bound`.
 //!
 //! Notice: Rust's `map` is lazy, so each run reads its results; Python's `map` submits
-//! everything at once and the `with` block waits.
+//! everything at once and the `with` block waits. On a terminal, a bar on stderr shows the
+//! tasks done.
 
 use std::time::Instant;
 
+use multiprocessing::ProgressExt;
 use multiprocessing::futures::{ProcessPoolExecutor, ThreadPoolExecutor};
 
 // ANCHOR: task
@@ -36,6 +38,7 @@ fn main() -> multiprocessing::Result<()> {
     let executor = ThreadPoolExecutor::new(3)?;
     executor
         .map(cpu_bound_task, 1..6)
+        .progress_bar(5)
         .collect::<Result<Vec<_>, _>>()?;
     drop(executor);
     let elapsed = start.elapsed().as_secs_f64();
@@ -45,6 +48,7 @@ fn main() -> multiprocessing::Result<()> {
     let executor = ProcessPoolExecutor::new(6)?;
     executor
         .map(cpu_bound_task, 1..6)
+        .progress_bar(5)
         .collect::<Result<Vec<_>, _>>()?;
     drop(executor);
     let elapsed = start.elapsed().as_secs_f64();

@@ -5,10 +5,12 @@
 //!
 //! Notice: each run gives every worker one `fib(34)`, so the work grows with the workers;
 //! with 2 cores, times stay flat up to 2 workers and then grow. (The source's `fib` returned
-//! before recursing, so its timings measured only the pool; this one computes.)
+//! before recursing, so its timings measured only the pool; this one computes.) On a
+//! terminal, a bar on stderr shows each run's calls done.
 
 use std::time::Instant;
 
+use multiprocessing::ProgressExt;
 use multiprocessing::futures::ProcessPoolExecutor;
 
 // ANCHOR: fib
@@ -24,6 +26,7 @@ fn runprocesses(workernum: usize, fibnum: u64) -> multiprocessing::Result<()> {
     // Run fib on each element of [fibnum; workernum], in parallel.
     let results: Vec<u64> = pool
         .map(fib, vec![fibnum; workernum])
+        .progress_bar(workernum)
         .collect::<Result<_, _>>()?;
     drop(pool);
     let dt = t0.elapsed().as_secs_f64();
