@@ -23,13 +23,28 @@ use crate::wire::{COMMAND, Command, Outcome, RESULT};
 struct Job {
     command: Vec<u8>,
     promise: Promise,
+    /// Whether it may wait at a busy worker: a chunk of `map`, which cannot be cancelled,
+    /// in a command small enough to be sent without waiting for the worker to take it.
+    ahead: bool,
 }
+
+/// How many inputs per worker a `map` keeps in flight besides two chunks: enough that the
+/// others keep busy while one call takes a hundred times as long as the rest. They wait on
+/// rank 0, which sends them on as workers finish.
+const INPUTS_AHEAD: usize = 64;
+
+/// The largest command sent ahead to a busy worker. MPI libraries send a message this small
+/// at once and hold it for the receiver (Open MPI's "eager" limit on one host is 4 KiB); a
+/// larger one may keep the sender waiting until the worker is done with the call before.
+const AHEAD_LIMIT: usize = 4096;
 
 /// Runs calls on the other ranks of an MPI job: `mpi4py.futures.MPIPoolExecutor`, with the
 /// methods of the runtime's `ProcessPoolExecutor`.
 ///
-/// Rank 0 hands out the calls, one at a time to each idle worker, from a manager thread; the
-/// workers are all the other ranks, serving in [`init`](crate::init). A call travels as a
+/// Rank 0 hands out the calls from a manager thread, to idle workers first; the workers are
+/// all the other ranks, serving in [`init`](crate::init). A call from `submit` goes only to an
+/// idle worker, so it can be cancelled until it starts; a small chunk of `map` may also wait
+/// at a busy worker, one at most, so that the worker goes on to it without waiting for rank 0. A call travels as a
 /// [`TaskRef`](multiprocessing::task::TaskRef) and its arguments, encoded: every rank runs
 /// the same executable file, on whatever host, so the function is where the reference says.
 ///
@@ -127,17 +142,21 @@ impl<'w> MpiPoolExecutor<'w> {
         let command = Command::run(Task::new(f).to_ref(), std::slice::from_ref(&arg))?;
         let (future, promise) = self.promises.future();
         self.track(&future);
-        jobs.send(Job { command, promise })
-            .map_err(|_| Error::Shutdown)?;
+        jobs.send(Job {
+            command,
+            promise,
+            ahead: false,
+        })
+        .map_err(|_| Error::Shutdown)?;
         Ok(future)
     }
 
     /// Calls `f` on each input and yields the results in input order: Python's `map`.
     ///
-    /// Inputs are taken lazily, two chunks per worker ahead of the results read; set a
-    /// timeout and a chunk size on the returned iterator before reading it. Each chunk is
-    /// one message each way, so a chunk size of tens or hundreds pays for a round trip once
-    /// for all of them.
+    /// Inputs are taken lazily, two chunks and 64 inputs per worker ahead of the results
+    /// read; set a timeout and a chunk size on the returned iterator before
+    /// reading it. Each chunk is one message each way, so a chunk size of tens or hundreds
+    /// pays for a round trip once for all of them.
     pub fn map<'a, A, R, I>(&'a self, f: fn(A) -> R, inputs: I) -> Map<'a, A, R, I::IntoIter>
     where
         A: Serialize + DeserializeOwned + 'a,
@@ -145,12 +164,23 @@ impl<'w> MpiPoolExecutor<'w> {
         I: IntoIterator<Item = A>,
     {
         let task = Task::new(f).to_ref();
-        Map::promised(inputs, 2 * self.workers, move |chunk: Vec<A>, promise| {
-            let jobs = self.jobs.as_ref().ok_or(Error::Shutdown)?;
-            let command = Command::run(task, &chunk)?;
-            jobs.send(Job { command, promise })
+        let (ahead, inputs_ahead) = (2 * self.workers, INPUTS_AHEAD * self.workers);
+        Map::promised(
+            inputs,
+            ahead,
+            inputs_ahead,
+            move |chunk: Vec<A>, promise| {
+                let jobs = self.jobs.as_ref().ok_or(Error::Shutdown)?;
+                let command = Command::run(task, &chunk)?;
+                let ahead = command.len() <= AHEAD_LIMIT;
+                jobs.send(Job {
+                    command,
+                    promise,
+                    ahead,
+                })
                 .map_err(|_| Error::Shutdown)
-        })
+            },
+        )
     }
 
     /// Stops taking calls: Python's `shutdown(wait, cancel_futures)`. With `cancel_futures`,
@@ -212,18 +242,19 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The longest the manager sleeps between two looks for results, while calls are out.
 const MAX_PAUSE: Duration = Duration::from_millis(1);
 
-/// The manager, on rank 0: hands each job to an idle worker, keeps each promise with the
-/// result that comes back, and ends once the executor is shut down and every call sent is
-/// done. The only thread of rank 0 that calls MPI while the executor lives.
+/// The manager, on rank 0: hands each job to a worker, keeps each promise with the result
+/// that comes back, and ends once the executor is shut down and every call sent is done. The
+/// only thread of rank 0 that calls MPI while the executor lives.
 ///
 /// MPI's receive cannot wait for a channel too, so while calls are out it looks for results
 /// and new jobs in turn, sleeping a little longer each time it finds neither (up to
 /// [`MAX_PAUSE`]), which leaves the cores to the workers.
 fn manage(jobs: &Receiver<Job>, workers: usize) {
     let world = SimpleCommunicator::world();
-    let mut idle: Vec<Rank> = (1..=workers as Rank).rev().collect();
-    let mut running: Vec<Option<Promise>> = (0..=workers).map(|_| None).collect();
-    let mut queue = VecDeque::new();
+    // The promises of the calls each worker has, in the order sent, which is the order its
+    // results come back in: MPI keeps the order of messages between two ranks.
+    let mut calls: Vec<VecDeque<Promise>> = (0..=workers).map(|_| VecDeque::new()).collect();
+    let mut queue: VecDeque<Job> = VecDeque::new();
     let mut open = true;
     let mut pause = Duration::ZERO;
     loop {
@@ -234,19 +265,19 @@ fn manage(jobs: &Receiver<Job>, workers: usize) {
                 Err(TryRecvError::Disconnected) => open = false,
             }
         }
-        while !idle.is_empty()
-            && let Some(Job { command, promise }) = queue.pop_front()
-        {
-            if promise.set_running_or_notify_cancel() {
-                let rank = idle.pop().expect("a worker is idle");
+        while let Some(job) = queue.front() {
+            let Some(rank) = worker_for(&calls, job.ahead) else {
+                break;
+            };
+            let job = queue.pop_front().expect("a job is queued");
+            if job.promise.set_running_or_notify_cancel() {
                 world
-                    .process_at_rank(rank)
-                    .send_with_tag(&command[..], COMMAND);
-                running[rank as usize] = Some(promise);
+                    .process_at_rank(rank as Rank)
+                    .send_with_tag(&job.command[..], COMMAND);
+                calls[rank].push_back(job.promise);
             }
         }
-        let out = running.iter().any(Option::is_some);
-        if !out {
+        if calls.iter().all(VecDeque::is_empty) {
             if !open && queue.is_empty() {
                 return;
             }
@@ -259,11 +290,9 @@ fn manage(jobs: &Receiver<Job>, workers: usize) {
         }
         if let Some(probed) = world.any_process().immediate_matched_probe_with_tag(RESULT) {
             let (outcome, status) = probed.matched_receive_vec::<u8>();
-            let rank = status.source_rank();
-            let promise = running[rank as usize]
-                .take()
+            let promise = calls[status.source_rank() as usize]
+                .pop_front()
                 .expect("a result comes from a worker that has a call");
-            idle.push(rank);
             match Outcome::decode(&outcome) {
                 Ok(results) => promise.set_result(results),
                 Err(error) => promise.set_exception(error),
@@ -282,4 +311,12 @@ fn manage(jobs: &Receiver<Job>, workers: usize) {
             std::thread::sleep(pause);
         }
     }
+}
+
+/// The worker to send the next job to: an idle one, else, for a job that may wait, one with a
+/// single call.
+fn worker_for(calls: &[VecDeque<Promise>], ahead: bool) -> Option<usize> {
+    let idle = (1..calls.len()).find(|&rank| calls[rank].is_empty());
+    let busy = || (1..calls.len()).find(|&rank| calls[rank].len() == 1);
+    idle.or_else(|| if ahead { busy() } else { None })
 }

@@ -79,6 +79,16 @@ fn a_task_that_panics_fails_its_future_and_the_job_goes_on() {
     assert!(!run.stderr.contains("three is refused"), "{}", run.stderr);
 }
 
+#[test]
+fn a_call_no_worker_has_started_can_be_cancelled() {
+    let run = run("cancel");
+    assert!(run.status.success(), "{run:#?}");
+    // Every worker sleeps on a call of its own: the next call waits on rank 0.
+    assert_eq!(line(&run.stdout, "cancel"), "true");
+    assert_eq!(line(&run.stdout, "cancelled"), "true");
+    assert_eq!(line(&run.stdout, "busy"), "1,1,1");
+}
+
 /// A job that must end at once, though its tasks would sleep ten minutes: `mpirun` exits
 /// with a code that is not 0, and the runner finds no rank left.
 fn ends_the_job(mode: &str, message: &str) {

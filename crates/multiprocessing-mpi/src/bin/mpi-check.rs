@@ -91,6 +91,19 @@ fn main() -> Result<()> {
             println!("scatter: {}", scattered.is_err());
             print("then", &world.scatter_gather(collatz, [27, 97])?);
         }
+        "cancel" => {
+            let executor = MpiPoolExecutor::new(&mut world)?;
+            let busy = (0..executor.workers()).map(|_| executor.submit(sleeps, 1));
+            let busy = busy.collect::<Result<Vec<_>>>()?;
+            while !busy.iter().all(|future| future.running()) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let waiting = executor.submit(collatz, 27)?;
+            println!("cancel: {}", waiting.cancel());
+            println!("cancelled: {}", waiting.result().is_err());
+            let slept = busy.iter().map(|future| future.result().copied());
+            print("busy", &slept.collect::<Result<Vec<_>>>()?);
+        }
         "panic-in-a-worker" => {
             let executor = MpiPoolExecutor::new(&mut world)?;
             executor.submit(panics_beside, 600)?.result()?;

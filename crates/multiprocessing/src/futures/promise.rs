@@ -152,13 +152,15 @@ impl Keep for Completer<Vec<u8>> {
 
 impl<'a, A: 'a, R: DeserializeOwned + 'a, I: Iterator<Item = A>> Map<'a, A, R, I> {
     /// An executor's `map` whose chunks `send` hands to workers: each chunk of inputs comes
-    /// with the promise to keep with its results. Up to `ahead` chunks are in flight at once
-    /// (twice the workers, say); the returned [`Map`] takes its inputs lazily, and
-    /// [`timeout`](Map::timeout) and [`chunksize`](Map::chunksize) work as for the runtime's
-    /// executors. An error from `send` is the next item, and ends the iteration.
+    /// with the promise to keep with its results. The returned [`Map`] takes its inputs
+    /// lazily, keeping `ahead` chunks in flight (twice the workers, say) and as many more as
+    /// hold `inputs_ahead` inputs, so that a slow call at the head does not leave the workers
+    /// idle; [`timeout`](Map::timeout) and [`chunksize`](Map::chunksize) work as for the
+    /// runtime's executors. An error from `send` is the next item, and ends the iteration.
     pub fn promised(
         inputs: impl IntoIterator<IntoIter = I>,
         ahead: usize,
+        inputs_ahead: usize,
         mut send: impl FnMut(Vec<A>, Promise) -> Result<()> + 'a,
     ) -> Self {
         let send = move |chunk: Vec<A>| -> Result<Box<dyn Pending<R> + 'a>> {
@@ -171,7 +173,10 @@ impl<'a, A: 'a, R: DeserializeOwned + 'a, I: Iterator<Item = A>> Map<'a, A, R, I
                 _result: PhantomData,
             }))
         };
-        Map::new(Window::new(inputs.into_iter(), 1, ahead, Box::new(send)))
+        Map::new(
+            Window::new(inputs.into_iter(), 1, ahead, Box::new(send))
+                .with_inputs_ahead(inputs_ahead),
+        )
     }
 }
 
@@ -231,7 +236,7 @@ mod tests {
     fn a_promised_map_runs_its_chunks_where_they_are_sent() {
         let task = Task::new(square).to_ref();
         let mut chunks = Vec::new();
-        let answers: Vec<u64> = Map::promised(1..=10, 2, |chunk: Vec<u64>, promise| {
+        let answers: Vec<u64> = Map::promised(1..=10, 2, 0, |chunk: Vec<u64>, promise| {
             chunks.push(chunk.len());
             // SAFETY: made by `to_ref` in this process.
             promise.set_result(unsafe { task.run(&codec::encode(&chunk)?) }?);
@@ -243,7 +248,7 @@ mod tests {
         assert_eq!(answers, [1, 4, 9, 16, 25, 36, 49, 64, 81, 100]);
         assert_eq!(chunks, [4, 4, 2]);
         let task = Task::new(fail).to_ref();
-        let answers: Vec<Result<u64>> = Map::promised([1, 2], 2, |chunk: Vec<u64>, promise| {
+        let answers: Vec<Result<u64>> = Map::promised([1, 2], 2, 0, |chunk: Vec<u64>, promise| {
             // SAFETY: made by `to_ref` in this process.
             promise.set_result(unsafe { task.run(&codec::encode(&chunk)?) }?);
             Ok(())
