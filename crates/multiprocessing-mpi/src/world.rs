@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::abort;
-use crate::wire::{COMMAND, Command, Outcome};
+use crate::wire::{COMMAND, Command, Outcome, RESULT};
 
 /// Starts MPI in this process; on rank 0, returns the [`World`] the program uses, and on every
 /// other rank serves rank 0's work until rank 0's `World` is dropped, then ends the process.
@@ -202,6 +202,7 @@ impl Drop for World {
     }
 }
 
+// ANCHOR: serve
 /// Every rank but 0: runs what rank 0 sends, until it says to stop.
 fn serve(world: &SimpleCommunicator) {
     let root = world.process_at_rank(0);
@@ -212,7 +213,7 @@ fn serve(world: &SimpleCommunicator) {
         match command {
             Command::Run { task, args } => {
                 let outcome = Outcome::of(task, &args).encode();
-                root.send_with_tag(&outcome[..], crate::wire::RESULT);
+                root.send_with_tag(&outcome[..], RESULT);
             }
             Command::Scatter { task } => {
                 let mut count: Count = 0;
@@ -229,6 +230,7 @@ fn serve(world: &SimpleCommunicator) {
         }
     }
 }
+// ANCHOR_END: serve
 
 /// Rank 0's part of a gather of one message from each rank, its own `mine` first.
 fn gather_root(world: &SimpleCommunicator, mine: &[u8]) -> Vec<Vec<u8>> {
