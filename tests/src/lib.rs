@@ -3,7 +3,8 @@
 //!
 //! `tests/lessons.rs` runs every binary against its recordings; `tests/book.rs` checks that
 //! the book shows every lesson's code and recordings. Both read the lessons from here, so the
-//! two cannot disagree about what a lesson is.
+//! two cannot disagree about what a lesson is. [`mpirun`] runs a program on the ranks of an
+//! MPI job, for the lesson that runs that way and for the tests of `multiprocessing-mpi`.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -12,6 +12,10 @@
 //! 3. that the lesson exits with code 0;
 //! 4. that nothing it started outlives it: once it has exited, its process group is empty.
 //!
+//! A binary whose recording's line 1 is `$ mpirun -np <N> target/release/<binary>` runs that
+//! way instead (`tests::mpirun`), built with its package's `mpi` feature; the test needs Open
+//! MPI, so it runs only with this package's `mpi` feature, and is ignored without it.
+//!
 //! In a recording, `[PID]` stands for one or more digits and `[..]` for any text within a line.
 //! Rows marked `AnyOrder` compare lines as a multiset, for lessons whose processes print at the
 //! same time; rows marked `Words` compare words as a multiset, and only count the lines, for

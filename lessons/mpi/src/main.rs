@@ -1,11 +1,9 @@
 //! The executor's primes on the ranks of an MPI job: the six numbers of
-//! `process_pool_executor_ex.py` and the thousand random ones of `prime.py`, first with one
-//! scatter and one gather (`Pool.map`, a chunk per rank), then with `MpiPoolExecutor`.
-//!
-//! Book: `book/src/mpi.md`. Build: `cargo build --release -p lesson-mpi --features mpi`,
-//! then run: `mpirun -np 4 target/release/lesson-mpi`.
-//!
-//! Notice: every rank runs this program; on all ranks but 0, `init` serves rank 0's calls.
+//! `process_pool_executor_ex.py` and the thousand of `prime.py`, by one scatter and one gather
+//! (`Pool.map`, a chunk per rank), then by `MpiPoolExecutor`. Book: `book/src/mpi.md`.
+//! Build: `cargo build --release -p lesson-mpi --features mpi`; run:
+//! `mpirun -np 4 target/release/lesson-mpi`. Notice: every rank runs this program; on all
+//! ranks but 0, `init` serves rank 0's calls.
 
 use std::time::Instant;
 
@@ -47,16 +45,16 @@ fn main() -> multiprocessing::Result<()> {
         .collect();
 
     // Pool.map with one large chunk per rank: one scatter, one gather.
-    let answers = world.scatter_gather(is_prime, PRIMES)?;
-    for (number, prime) in PRIMES.into_iter().zip(answers) {
+    for (number, prime) in PRIMES
+        .into_iter()
+        .zip(world.scatter_gather(is_prime, PRIMES)?)
+    {
         println!("{number} is prime: {prime}");
     }
     let start = Instant::now();
     let scattered = world.scatter_gather(is_prime, numbers.clone())?;
-    println!(
-        "scatter/gather: {:.3} seconds",
-        start.elapsed().as_secs_f64()
-    );
+    let elapsed = start.elapsed().as_secs_f64();
+    println!("scatter/gather: {elapsed:.3} seconds");
 
     // The executor lesson's code, with every rank but 0 as a worker.
     let executor = MpiPoolExecutor::new(&mut world)?;
@@ -65,10 +63,8 @@ fn main() -> multiprocessing::Result<()> {
     }
     let start = Instant::now();
     let mapped: Vec<bool> = executor.map(is_prime, numbers).collect::<Result<_, _>>()?;
-    println!(
-        "MpiPoolExecutor: {:.3} seconds",
-        start.elapsed().as_secs_f64()
-    );
+    let elapsed = start.elapsed().as_secs_f64();
+    println!("MpiPoolExecutor: {elapsed:.3} seconds");
     assert_eq!(scattered, mapped);
     Ok(())
 }
