@@ -34,9 +34,10 @@ struct Job {
 const INPUTS_AHEAD: usize = 64;
 
 /// The largest command sent ahead to a busy worker. MPI libraries send a message this small
-/// at once and hold it for the receiver (Open MPI's "eager" limit on one host is 4 KiB); a
-/// larger one may keep the sender waiting until the worker is done with the call before.
-const AHEAD_LIMIT: usize = 4096;
+/// at once and hold it for the receiver (Open MPI's "eager" limit on one host is 4 KiB with
+/// its header, 64 KiB over TCP); a larger one may keep the sender waiting until the worker is
+/// done with the call before.
+const AHEAD_LIMIT: usize = 4000;
 
 /// Runs calls on the other ranks of an MPI job: `mpi4py.futures.MPIPoolExecutor`, with the
 /// methods of the runtime's `ProcessPoolExecutor`.
@@ -154,9 +155,9 @@ impl<'w> MpiPoolExecutor<'w> {
     /// Calls `f` on each input and yields the results in input order: Python's `map`.
     ///
     /// Inputs are taken lazily, two chunks and 64 inputs per worker ahead of the results
-    /// read; set a timeout and a chunk size on the returned iterator before
-    /// reading it. Each chunk is one message each way, so a chunk size of tens or hundreds
-    /// pays for a round trip once for all of them.
+    /// read; set a timeout and a chunk size on the returned iterator before reading it. Each
+    /// chunk is one message each way, so a chunk size of tens or hundreds pays for a round
+    /// trip once for all of them.
     pub fn map<'a, A, R, I>(&'a self, f: fn(A) -> R, inputs: I) -> Map<'a, A, R, I::IntoIter>
     where
         A: Serialize + DeserializeOwned + 'a,
