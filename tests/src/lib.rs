@@ -3,10 +3,13 @@
 //!
 //! `tests/lessons.rs` runs every binary against its recordings; `tests/book.rs` checks that
 //! the book shows every lesson's code and recordings. Both read the lessons from here, so the
-//! two cannot disagree about what a lesson is.
+//! two cannot disagree about what a lesson is. [`mpirun`] runs a program on the ranks of an
+//! MPI job, for the lesson that runs that way and for the tests of `multiprocessing-mpi`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+
+pub mod mpirun;
 
 /// The workspace root: the parent of this `tests` package.
 pub fn workspace() -> &'static Path {
@@ -149,17 +152,29 @@ impl Binary {
         format!("$ cargo run{release} -p {}{bin}", self.package)
     }
 
-    /// Its stdout recording, and whether line 1 runs it with `--release`.
+    /// The command that runs it on `ranks` ranks of an MPI job, as line 1 of its recordings
+    /// writes it: `$ mpirun -np <ranks> target/release/<name>`, once built with
+    /// `cargo build --release -p <package> --features mpi`.
+    pub fn mpirun_command(&self, ranks: usize) -> String {
+        format!("$ mpirun -np {ranks} target/release/{}", self.name)
+    }
+
+    /// Its stdout recording, and whether line 1 runs it with `--release` (as it does, under
+    /// `mpirun`).
     ///
     /// # Errors
     ///
     /// When the file cannot be read, or its line 1 is not [`command`](Binary::command), with
-    /// `--release` or without.
+    /// `--release` or without, nor [`mpirun_command`](Binary::mpirun_command).
     pub fn recording(&self) -> Result<(Recording, bool), String> {
         let recording = Recording::read(&self.output)?;
         if recording.command == self.command(false) {
             Ok((recording, false))
         } else if recording.command == self.command(true) {
+            Ok((recording, true))
+        } else if let Some(ranks) = recording.ranks()
+            && recording.command == self.mpirun_command(ranks)
+        {
             Ok((recording, true))
         } else {
             Err(format!(
@@ -184,6 +199,12 @@ pub struct Recording {
 }
 
 impl Recording {
+    /// How many ranks line 1 runs the binary on, when it runs it under `mpirun`.
+    pub fn ranks(&self) -> Option<usize> {
+        let rest = self.command.strip_prefix("$ mpirun -np ")?;
+        rest.split(' ').next()?.parse().ok()
+    }
+
     /// Reads the recording at `path`.
     ///
     /// # Errors

@@ -12,6 +12,10 @@
 //! 3. that the lesson exits with code 0;
 //! 4. that nothing it started outlives it: once it has exited, its process group is empty.
 //!
+//! A binary whose recording's line 1 is `$ mpirun -np <N> target/release/<binary>` runs that
+//! way instead (`tests::mpirun`), built with its package's `mpi` feature; the test needs Open
+//! MPI, so it runs only with this package's `mpi` feature, and is ignored without it.
+//!
 //! In a recording, `[PID]` stands for one or more digits and `[..]` for any text within a line.
 //! Rows marked `AnyOrder` compare lines as a multiset, for lessons whose processes print at the
 //! same time; rows marked `Words` compare words as a multiset, and only count the lines, for
@@ -42,14 +46,16 @@ use tests::{Binary, Lesson, Recording, relative, workspace};
 
 /// One `#[test]` per row: `test_name: Exact | AnyOrder | Words`, where the test's name is the
 /// binary's with `_` for `-`, optionally followed by `, may print "<line>"` for a stdout line
-/// that a race decides whether it appears (at most once, anywhere).
+/// that a race decides whether it appears (at most once, anywhere). Attributes before a row
+/// go to its test.
 macro_rules! lessons {
-    ($($test:ident: $order:ident $(, may print $racy:literal)*;)*) => {
+    ($($(#[$attribute:meta])* $test:ident: $order:ident $(, may print $racy:literal)*;)*) => {
         /// The names of the tests, one per row, for `every_binary_has_a_row`.
         const ROWS: &[&str] = &[$(stringify!($test)),*];
 
         $(
             #[test]
+            $(#[$attribute])*
             fn $test() {
                 check(stringify!($test), Order::$order, &[$($racy),*]);
             }
@@ -89,6 +95,8 @@ lessons! {
     threads_vs_processes: Exact;
     cpu_bound: AnyOrder;
     lesson_robust_pool: Exact;
+    #[cfg_attr(not(feature = "mpi"), ignore = "runs under mpirun: cargo test -p tests --features mpi")]
+    lesson_mpi: Exact;
 }
 
 /// How long a lesson may run before it is killed and its test fails.
@@ -135,7 +143,10 @@ fn check(test: &str, order: Order, racy: &[&str]) {
     let (stdout_file, stderr_file) = (relative(&bin.output), relative(&bin.stderr));
 
     let executable = build(release).binary(&name);
-    let run = run(executable, &[]);
+    let run = match expected.ranks() {
+        Some(ranks) => run_mpi(executable, ranks),
+        None => run(executable, &[]),
+    };
 
     let mut problems = run.problems;
     if run.status.code() != Some(0) {
@@ -449,6 +460,11 @@ fn build(release: bool) -> &'static Build {
         }
         for lesson in Lesson::all() {
             cargo.arg("-p").arg(lesson.package());
+            if cfg!(feature = "mpi") && runs_under_mpirun(&lesson) {
+                cargo
+                    .arg("--features")
+                    .arg(format!("{}/mpi", lesson.package()));
+            }
         }
         match cargo.output() {
             Ok(out) => Build {
@@ -464,6 +480,15 @@ fn build(release: bool) -> &'static Build {
                 log: format!("{cargo:?}: {e}"),
             },
         }
+    })
+}
+
+/// Whether a recording of `lesson` runs it under `mpirun`: then its `mpi` feature builds it.
+fn runs_under_mpirun(lesson: &Lesson) -> bool {
+    lesson.binaries.iter().any(|binary| {
+        binary
+            .recording()
+            .is_ok_and(|(recording, _)| recording.ranks().is_some())
     })
 }
 
@@ -602,6 +627,18 @@ fn run_interrupted(binary: &Path, env: &[(&str, &str)], interrupt: Option<Durati
         stderr: collect("stderr", stderr),
         status,
         problems,
+    }
+}
+
+/// Runs `binary` on `ranks` ranks under `mpirun`, with the same deadline as any lesson: each
+/// rank is a process of its own, so the run ends when all have, and none may be left.
+fn run_mpi(binary: &Path, ranks: usize) -> Run {
+    let run = tests::mpirun::mpirun(binary, ranks, &[], &[], TIMEOUT);
+    Run {
+        status: run.status,
+        stdout: run.stdout,
+        stderr: run.stderr,
+        problems: run.problems,
     }
 }
 

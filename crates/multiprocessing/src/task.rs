@@ -131,7 +131,9 @@ fn call_pair<A, B, R>(func: usize, (a, b): (A, B)) -> R {
 /// A [`Task`] as it travels: where its code is, relative to this crate's anchor function.
 ///
 /// It means something only in a process running the same executable file as the one that
-/// made it, so only the runtime runs one, in the workers of its pools and executors.
+/// made it, so only executors run one: the runtime's, in the workers of its pools, and those
+/// built outside it on [`Promise`](crate::futures::Promise)s, in processes they know to run
+/// the same file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRef {
     /// The offset of `invoke::<A, R>`, which decodes, calls and encodes.
@@ -145,7 +147,7 @@ type Invoke = fn(usize, &[u8]) -> Result<Vec<u8>>;
 
 /// The results of a chunk as [`TaskRef::run`] returns them, encoded: each item's result, or
 /// the description of the panic that took its place.
-pub(crate) type ChunkResults<R> = Vec<std::result::Result<R, String>>;
+pub type ChunkResults<R> = Vec<std::result::Result<R, String>>;
 
 impl TaskRef {
     /// Runs the task on a chunk of arguments: decodes `args`, an encoded `Vec<A>`, calls the
@@ -162,8 +164,10 @@ impl TaskRef {
     /// # Safety
     ///
     /// `self` must come from [`Task::to_ref`] in a process running the same executable file,
-    /// unchanged: this process or its parent. Otherwise the offsets point at arbitrary code.
-    pub(crate) unsafe fn run(&self, args: &[u8]) -> Result<Vec<u8>> {
+    /// unchanged: this process, its parent, or another process of the same job (an executor
+    /// outside this crate sends them so, see [`Promise`](crate::futures::Promise)). Otherwise
+    /// the offsets point at arbitrary code.
+    pub unsafe fn run(&self, args: &[u8]) -> Result<Vec<u8>> {
         // SAFETY: the caller guarantees that `invoke` is the offset of an `invoke::<A, R>` in
         // this very executable, whose type-erased signature is `Invoke`.
         let invoke: Invoke = unsafe { std::mem::transmute::<usize, Invoke>(address(self.invoke)) };

@@ -9,10 +9,15 @@
 //! As in Python, a process executor whose worker dies abruptly is broken: every pending
 //! future fails with [`Error::BrokenProcessPool`], naming the worker and how it ended, and so
 //! does every later `submit`. (A [`Pool`](crate::Pool) replaces the worker instead.)
+//!
+//! An executor built outside this crate, whose workers are processes the runtime does not
+//! start (the ranks of an MPI job), hands out the same [`Future`]s and [`Map`]s through
+//! [`Promises`].
 
 mod future;
 mod map;
 mod process;
+mod promise;
 mod thread;
 mod wait;
 
@@ -23,6 +28,7 @@ use crate::start::StartMethod;
 pub use future::Future;
 pub use map::Map;
 pub use process::{ProcessPoolExecutor, TimeLimited};
+pub use promise::{Promise, Promises};
 pub use thread::ThreadPoolExecutor;
 pub use wait::{AsCompleted, ReturnWhen, Waited, as_completed, wait};
 
