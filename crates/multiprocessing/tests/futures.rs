@@ -405,7 +405,9 @@ fn a_result_whose_decoding_panics_fails_that_future_only() {
 fn a_blocked_callback_delays_no_other_result() {
     let executor = ProcessPoolExecutor::new(2).unwrap();
     let (release, blocked) = mpsc::channel::<()>();
-    let first = executor.submit(square, 1).unwrap();
+    // A call that takes a while, so that the callback is added before it is done: the
+    // callback of a future done already runs at once, on the thread that adds it.
+    let first = executor.submit(nap, 300).unwrap();
     first.add_done_callback(move |_| {
         let _ = blocked.recv_timeout(PATIENCE);
     });
