@@ -3,22 +3,28 @@
 //! A task is a plain `fn` whose argument and result are serde types (the Rust counterpart of
 //! "must be picklable"); it travels as a [`TaskRef`], so it means the
 //! same in every process running this executable. Each worker has a socket of its own to the
-//! pool; a manager thread in the parent hands each idle worker the next chunk of work and
-//! collects the results, so the pool always knows which worker holds which task.
+//! pool, and one record in the parent, behind one lock, says which worker holds which task.
 //!
 //! That is what fixes Python's famous trap (bpo-22393): when a worker dies (killed, out of
-//! memory, crashed), Python loses its task and `map` waits forever. Here the manager sees the
+//! memory, crashed), Python loses its task and `map` waits forever. Here the pool sees the
 //! worker's socket close at once, fails exactly the tasks that worker held with
-//! [`Error::WorkerDied`] (naming the worker and how it ended), starts a replacement, and
-//! every other task completes.
+//! [`Error::WorkerDied`] (naming the worker, its task, how it ended and the memory it held),
+//! starts a replacement, and every other task completes. The same record lets a task run
+//! under a time limit, or a memory ceiling, and fail alone past it ([`Builder`]).
 //!
-//! A task's way through the files below: [`Pool`] (here) encodes a chunk of arguments and
-//! hands it, as a job, to the manager thread (`manager.rs`), which sends it to a worker
-//! (`worker.rs`, the worker's loop and the frames both sides exchange); the encoded results
-//! come back to the job's completion, and the caller decodes them (`results.rs`).
+//! A task's way through the files below: [`Pool`] (here) encodes a chunk of arguments into a
+//! job (`job.rs`) and hands it to an idle worker at once, or to the queue
+//! (`manager/shared.rs`); the worker (`worker.rs`, its loop and the frames both sides
+//! exchange) runs it and replies. The caller waiting for that reply reads it from the
+//! worker's socket itself when it can; otherwise the manager thread (`manager/`), which
+//! sleeps on every socket, reads it, hands out the queued work, and replaces the workers
+//! that end. The encoded results come back to the job's completion, and the caller decodes
+//! them (`results.rs`).
 
 mod ahead;
+mod builder;
 mod job;
+mod limited;
 mod manager;
 mod results;
 mod stats;
@@ -37,7 +43,6 @@ use crate::codec;
 use crate::completion::{Completion, Dispatcher, Drive, driven_completion};
 use crate::diagnosis::TaskPlace;
 use crate::error::{Error, Result};
-use crate::start::StartMethod;
 use crate::sync::lock;
 use crate::task::{Task, TaskRef};
 use crate::window::{EncodedChunk, Pending, SendChunk, Window};
@@ -45,144 +50,15 @@ use job::{CallId, JobKey};
 use manager::{Command, Shared};
 use results::{Part, finish_all, finish_one};
 
+pub use builder::Builder;
+pub(crate) use builder::OnWorkerDeath;
 pub(crate) use job::{Job, Reply};
+pub use limited::TimeLimited;
 pub(crate) use manager::Waker;
 pub use results::{AsyncResult, Imap, ImapUnordered};
 pub(crate) use results::{ChunkResult, decode_results};
 pub use stats::WorkerStats;
 pub(crate) use worker::spawned_worker;
-
-/// What the death of a worker does to its pool, which is what tells Python's two pools apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum OnWorkerDeath {
-    /// The task it ran fails and a new worker takes its place: a [`Pool`], whose workers are
-    /// named `ForkPoolWorker-N`.
-    Replace,
-    /// The pool breaks, and all its work fails: a
-    /// [`ProcessPoolExecutor`](crate::futures::ProcessPoolExecutor), whose workers are named
-    /// `ForkProcess-N`.
-    Break,
-}
-
-impl OnWorkerDeath {
-    /// The workers' names, before `-N`, as Python names them for each start method.
-    pub(super) fn worker_name(self, method: StartMethod) -> &'static str {
-        match self {
-            OnWorkerDeath::Replace => method.pool_worker(),
-            OnWorkerDeath::Break => method.executor_worker(),
-        }
-    }
-}
-
-/// Options for a [`Pool`]: Python's `Pool(processes, initializer, maxtasksperchild)`.
-#[derive(Clone, Copy, Debug, Default)]
-#[must_use]
-pub struct Builder {
-    processes: Option<usize>,
-    initializer: Option<fn()>,
-    maxtasksperchild: Option<usize>,
-    method: Option<StartMethod>,
-    task_timeout: Option<Duration>,
-    max_memory_per_child: Option<u64>,
-    memory_limit: Option<u64>,
-}
-
-impl Builder {
-    /// How many workers; [`cpu_count`](crate::cpu_count) by default.
-    pub fn processes(mut self, processes: usize) -> Builder {
-        self.processes = Some(processes);
-        self
-    }
-
-    /// A function each worker runs once, when it starts.
-    pub fn initializer(mut self, initializer: fn()) -> Builder {
-        self.initializer = Some(initializer);
-        self
-    }
-
-    /// How the workers start ([`get_start_method`](crate::get_start_method) by default):
-    /// under `spawn` and `forkserver` they are safe in a program with threads, and the program
-    /// must call [`init`](crate::init).
-    pub fn start_method(mut self, method: StartMethod) -> Builder {
-        self.method = Some(method);
-        self
-    }
-
-    /// How many chunks of work a worker runs before it is replaced by a fresh one; without
-    /// it, workers live as long as the pool.
-    pub fn maxtasksperchild(mut self, tasks: usize) -> Builder {
-        self.maxtasksperchild = Some(tasks);
-        self
-    }
-
-    /// How long any one task (a chunk, in a map) may run. A task past it fails alone with
-    /// [`Error::TaskTimedOut`]: its worker is stopped (`SIGTERM`, then `SIGKILL` a second
-    /// later) and replaced, and every other task goes on. [`Pool::with_task_timeout`] sets a
-    /// limit for some calls only.
-    pub fn task_timeout(mut self, limit: Duration) -> Builder {
-        self.task_timeout = Some(limit);
-        self
-    }
-
-    /// How much memory, in bytes, a worker may hold resident after a task: a worker above it
-    /// is replaced by a fresh one before its next task (billiard's `max_memory_per_child`).
-    /// Workers are then never sent work ahead, so that none runs a task after it has grown
-    /// too large.
-    pub fn max_memory_per_child(mut self, bytes: u64) -> Builder {
-        self.max_memory_per_child = Some(bytes);
-        self
-    }
-
-    /// A hard ceiling, in bytes, on the heap of each worker (`RLIMIT_DATA`: what it inherited
-    /// from its parent counts too): a task that allocates past it fails alone with
-    /// [`Error::MemoryLimitExceeded`], and its worker is replaced, instead of the machine
-    /// running out of memory.
-    pub fn memory_limit(mut self, bytes: u64) -> Builder {
-        self.memory_limit = Some(bytes);
-        self
-    }
-
-    /// Starts the workers and the pool's manager thread.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NoWorkers`] for 0 processes or 0 `maxtasksperchild`, [`Error::Os`] when a
-    /// worker or the manager thread cannot be started.
-    pub fn build(self) -> Result<Pool> {
-        self.start(OnWorkerDeath::Replace)
-    }
-
-    /// Starts the pool, whose workers' deaths do what `on_death` says.
-    pub(crate) fn start(self, on_death: OnWorkerDeath) -> Result<Pool> {
-        let processes = self.processes.unwrap_or_else(crate::cpu_count);
-        if processes == 0 || self.maxtasksperchild == Some(0) {
-            return Err(Error::NoWorkers);
-        }
-        let handle = manager::start(manager::Options {
-            processes,
-            initializer: self.initializer,
-            maxtasksperchild: self.maxtasksperchild,
-            on_death,
-            method: self.method.unwrap_or_else(crate::get_start_method),
-            max_memory_per_child: self.max_memory_per_child,
-            memory_limit: self.memory_limit,
-        })?;
-        Ok(Pool {
-            shared: handle.shared,
-            broken: handle.broken,
-            timelines: handle.timelines,
-            task_timeout: self.task_timeout,
-            commands: Mutex::new(Commands {
-                sender: Some(handle.commands),
-                open: true,
-            }),
-            manager: Mutex::new(Some(handle.thread)),
-            dispatcher: Dispatcher::default(),
-            processes,
-            detached: false,
-        })
-    }
-}
 
 /// A pool of worker processes: Python's `multiprocessing.Pool`.
 ///
@@ -774,79 +650,6 @@ impl Pool {
     /// Wakes the manager; never waits, and takes no lock.
     fn wake_manager(&self) {
         self.shared.wake.wake();
-    }
-}
-
-/// A pool whose calls give each task a time limit of their own: from
-/// [`Pool::with_task_timeout`].
-#[derive(Clone, Copy, Debug)]
-pub struct TimeLimited<'p> {
-    pool: &'p Pool,
-    limit: Duration,
-}
-
-impl<'p> TimeLimited<'p> {
-    /// [`Pool::apply`], with this limit.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::TaskTimedOut`], and as [`Pool::apply`].
-    pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R>
-    where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        self.apply_async(f, arg)?.get()
-    }
-
-    /// [`Pool::apply_async`], with this limit.
-    ///
-    /// # Errors
-    ///
-    /// As [`Pool::apply_async`].
-    pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<R>>
-    where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        self.pool.apply_limited(f, arg, Some(self.limit))
-    }
-
-    /// [`Pool::map`], with this limit for each chunk.
-    ///
-    /// # Errors
-    ///
-    /// The first failed chunk's error, [`Error::TaskTimedOut`] among them; read the results
-    /// with [`imap`](TimeLimited::imap) to have every other result too.
-    pub fn map<A, R>(&self, f: fn(A) -> R, inputs: impl IntoIterator<Item = A>) -> Result<Vec<R>>
-    where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        self.pool.map_limited(f, inputs, Some(self.limit))?.get()
-    }
-
-    /// [`Pool::imap`], with this limit for each input: an input that runs past it yields
-    /// [`Error::TaskTimedOut`], and every other input its result.
-    pub fn imap<A, R, I>(&self, f: fn(A) -> R, inputs: I) -> Imap<'p, A, R, I::IntoIter>
-    where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + 'p,
-        I: IntoIterator<Item = A>,
-    {
-        self.pool
-            .imap_window(true, f, inputs.into_iter(), 1, Some(self.limit))
-    }
-
-    /// [`Pool::imap_unordered`], with this limit for each input.
-    pub fn imap_unordered<A, R, I>(&self, f: fn(A) -> R, inputs: I) -> Imap<'p, A, R, I::IntoIter>
-    where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + 'p,
-        I: IntoIterator<Item = A>,
-    {
-        self.pool
-            .imap_window(false, f, inputs.into_iter(), 1, Some(self.limit))
     }
 }
 
