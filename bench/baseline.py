@@ -373,11 +373,27 @@ def pools(s):
             lambda: checked(lambda: [pool.apply_async(square, (7,)).get()], range(7, 8)),
             lambda: checked(lambda: [ex.submit(square, 7).result()], range(7, 8)),
         )
-        print("# bare pipe round trip with the ends where the scheduler puts them: "
-              f"{median_micros(scheduled):.1f} µs", flush=True)
+        record("raw_pipe_roundtrip_placed_median", median_micros(scheduled), "µs")
         record("raw_pipe_roundtrip_median", median_micros(raw), "µs")
         record("pool_apply_async_get_median", median_micros(apply), "µs")
         record("ppe_submit_result_median", median_micros(submit), "µs")
+        # The same calls with this process, the pool's threads and its workers on the CPU of
+        # the pinned floor.
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(before)})
+        try:
+            with CTX.Pool(2) as one_pool, \
+                    concurrent.futures.ProcessPoolExecutor(2, mp_context=CTX) as one_ex:
+                apply, submit = alternate(
+                    s["warmup"], s["samples"],
+                    lambda: checked(lambda: [one_pool.apply_async(square, (7,)).get()],
+                                    range(7, 8)),
+                    lambda: checked(lambda: [one_ex.submit(square, 7).result()], range(7, 8)),
+                )
+        finally:
+            os.sched_setaffinity(0, before)
+        record("pool_apply_async_get_one_cpu_median", median_micros(apply), "µs")
+        record("ppe_submit_result_one_cpu_median", median_micros(submit), "µs")
 
         n, big = s["chunk1_inputs"], s["map_inputs"]
         default, chunk1, ex_map = alternate(

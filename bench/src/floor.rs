@@ -238,6 +238,20 @@ fn bandwidth(
     Ok(elapsed)
 }
 
+/// Runs `work` with this thread held to its first CPU, and lets it go back after: threads it
+/// starts meanwhile, and processes they fork, stay on that CPU.
+///
+/// # Errors
+///
+/// When the CPUs cannot be read or set, and as `work`.
+pub fn on_one_cpu<T>(work: impl FnOnce() -> Result<T>) -> Result<T> {
+    let before = cpus()?;
+    set_cpus(&cpu_set(&[first_cpu()?]))?;
+    let outcome = work();
+    set_cpus(&before)?;
+    outcome
+}
+
 /// The CPUs this thread may run on.
 fn cpus() -> Result<libc::cpu_set_t> {
     let mut set = cpu_set(&[]);

@@ -28,7 +28,8 @@ use multiprocessing::futures::{ProcessPoolExecutor, ThreadPoolExecutor};
 use multiprocessing::{Pool, StartMethod};
 
 use catalogue::{
-    IMAP_PEAK, LOAD, PIPE_1MIB, RAW_BANDWIDTH, RAW_FORK, RAW_ROUNDTRIP, RAW_SPAWN, SIZES,
+    IMAP_PEAK, LOAD, PIPE_1MIB, RAW_BANDWIDTH, RAW_FORK, RAW_ROUNDTRIP, RAW_ROUNDTRIP_PLACED,
+    RAW_SPAWN, SIZES,
 };
 use measure::{Figures, alternate, load_average, median_micros, median_millis, median_rate};
 
@@ -197,13 +198,38 @@ fn pools(scale: &Scale, figures: &mut Figures) -> Result<()> {
             &mut || pool::submit_result(&executor),
         ],
     )?;
-    figures.note(format!(
-        "bare pipe round trip with the ends where the scheduler puts them: {:.1} µs",
-        median_micros(&scheduled, 1)
-    ));
+    figures.record(RAW_ROUNDTRIP_PLACED, median_micros(&scheduled, 1));
     figures.record(RAW_ROUNDTRIP, median_micros(&raw, 1));
     figures.record("pool_apply_async_get_median", median_micros(&apply, 1));
     figures.record("ppe_submit_result_median", median_micros(&submit, 1));
+    // The same calls with the caller, the pool's threads and its workers on the CPU of the
+    // pinned floor, where no wake-up has to cross to another CPU: forked, so that the
+    // workers are children of the pinned manager thread.
+    let [apply, submit] = floor::on_one_cpu(|| {
+        let pool = Pool::builder()
+            .processes(2)
+            .start_method(StartMethod::Fork)
+            .build()?;
+        let executor = ProcessPoolExecutor::builder()
+            .max_workers(2)
+            .start_method(StartMethod::Fork)
+            .processes()?;
+        alternate(
+            scale.warmup,
+            scale.samples,
+            [&mut || pool::apply_async_get(&pool), &mut || {
+                pool::submit_result(&executor)
+            }],
+        )
+    })?;
+    figures.record(
+        "pool_apply_async_get_one_cpu_median",
+        median_micros(&apply, 1),
+    );
+    figures.record(
+        "ppe_submit_result_one_cpu_median",
+        median_micros(&submit, 1),
+    );
 
     let n = scale.chunk1_inputs;
     let [default, chunk1, executor_map] = alternate(
