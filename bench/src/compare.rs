@@ -166,7 +166,8 @@ fn describe_floor(better: Better, floor: &str, share: f64) -> String {
     let what = match floor {
         catalogue::RAW_FORK => "bare fork + waitpid",
         catalogue::RAW_SPAWN => "bare posix_spawn + waitpid",
-        catalogue::RAW_ROUNDTRIP => "bare pipe round trip",
+        catalogue::RAW_ROUNDTRIP => "bare pipe round trip on one CPU",
+        catalogue::RAW_ROUNDTRIP_PLACED => "bare pipe round trip placed alike",
         _ => "bare pipe bandwidth",
     };
     match better {

@@ -71,8 +71,9 @@ impl Shared {
     /// reads it already.
     ///
     /// While it waits the socket is out of the manager's epoll set, so the reply wakes this
-    /// thread alone. It sleeps on a duplicate of the socket, which stays valid whatever the
-    /// manager does meanwhile: stop the worker for a time limit, or terminate the pool.
+    /// thread alone. It sleeps on the worker's duplicate of the socket, which it holds a share
+    /// of, so that it stays open whatever the manager does meanwhile: stop the worker for a
+    /// time limit, or terminate the pool.
     pub(super) fn drive(&self, key: JobKey, deadline: Option<Instant>) -> bool {
         let (serial, socket) = {
             let mut manager = self.lock();
@@ -89,9 +90,7 @@ impl Shared {
                 manager.dispatch();
                 return true;
             }
-            let Ok(socket) = manager.workers[index].conn.as_fd().try_clone_to_owned() else {
-                return false;
-            };
+            let socket = manager.workers[index].watch.clone();
             manager.workers[index].lent = true;
             manager.arm(index);
             (manager.workers[index].serial, socket)

@@ -1,7 +1,8 @@
 //! A worker as the manager sees it, and how one is started, watched and ended.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{EpollEvent, EpollFlags};
@@ -34,6 +35,10 @@ pub(super) struct Worker {
     /// Its place in the pool's [`Timelines`].
     pub(super) timeline: usize,
     pub(super) conn: Connection,
+    /// A duplicate of its socket, made once, for a waiter to sleep on while it borrows the
+    /// socket (see [`Shared::drive`](super::Shared)): shared, so that it stays open as long as
+    /// the waiter sleeps, even if the worker is gone by then.
+    pub(super) watch: Arc<OwnedFd>,
     /// The jobs sent to it, oldest (the one it runs) first; it answers them in order.
     pub(super) jobs: VecDeque<Sent>,
     /// How many inputs those hold, and how many it may hold.
@@ -103,15 +108,17 @@ impl Manager {
     /// are.
     pub(super) fn spawn_worker(&mut self) -> Result<Worker> {
         let (conn, worker_end) = pipe(true)?;
-        // What the worker must close: the other workers' sockets and the wake-up pair, so
-        // that each socket's only holders are the pool and its own worker.
+        // What the worker must close: the other workers' sockets (and their duplicates), the
+        // wake-up pair and the epoll set, so that each socket's only holders are the pool and
+        // its own worker.
         let mut inherited: Vec<RawFd> = self
             .workers
             .iter()
-            .map(|worker| worker.conn.as_fd().as_raw_fd())
+            .flat_map(|worker| [worker.conn.as_fd().as_raw_fd(), worker.watch.as_raw_fd()])
             .collect();
         inherited.push(self.wake.as_raw_fd());
         inherited.push(self.wake_writer_fd);
+        inherited.push(self.epoll.0.as_raw_fd());
         inherited.push(conn.as_fd().as_raw_fd());
         let initializer = self.options.initializer;
         let method = self.options.method;
@@ -157,9 +164,19 @@ impl Manager {
             end(&process, TERMINATE_GRACE);
             return Err(Error::os("cannot watch a pool worker")(errno));
         }
+        let watch = match conn.as_fd().try_clone_to_owned() {
+            Ok(watch) => Arc::new(watch),
+            Err(error) => {
+                let _ = self.epoll.delete(conn.as_fd());
+                let _ = process.kill();
+                end(&process, TERMINATE_GRACE);
+                return Err(Error::io("cannot watch a pool worker")(error));
+            }
+        };
         Ok(Worker {
             process,
             serial,
+            watch,
             lent: false,
             armed: EpollFlags::EPOLLIN,
             oom_kills: oom::oom_kills(),
