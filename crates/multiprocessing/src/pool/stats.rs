@@ -31,6 +31,34 @@ pub struct WorkerStats {
     pub ended: bool,
 }
 
+impl WorkerStats {
+    /// The sums over `workers`: how long they took to start, worked and waited between them,
+    /// and how many inputs they answered; named `all`, with no pid, ended if all have.
+    ///
+    /// ```no_run
+    /// # use multiprocessing::{Pool, WorkerStats};
+    /// # fn main() -> multiprocessing::Result<()> {
+    /// let pool = Pool::new(2)?;
+    /// pool.map(|x: u64| x + 1, 0..100)?;
+    /// let all = WorkerStats::total(&pool.worker_stats());
+    /// println!("{:?} working, {:?} waiting", all.working, all.waiting);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn total(workers: &[WorkerStats]) -> WorkerStats {
+        let sum = |part: fn(&WorkerStats) -> Duration| workers.iter().map(part).sum();
+        WorkerStats {
+            name: "all".to_owned(),
+            pid: None,
+            startup: sum(|w| w.startup),
+            working: sum(|w| w.working),
+            waiting: sum(|w| w.waiting),
+            tasks: workers.iter().map(|w| w.tasks).sum(),
+            ended: workers.iter().all(|w| w.ended),
+        }
+    }
+}
+
 /// One worker's record, as the manager keeps it.
 #[derive(Clone, Debug)]
 pub(super) struct Timeline {
@@ -155,5 +183,8 @@ mod tests {
         assert_eq!(stats.waiting, Duration::from_millis(40));
         assert_eq!(stats.tasks, 8);
         assert!(stats.ended);
+        let all = WorkerStats::total(&[stats.clone(), stats]);
+        assert_eq!(all.working, Duration::from_millis(160));
+        assert_eq!(all.tasks, 16);
     }
 }

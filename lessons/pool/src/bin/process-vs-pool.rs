@@ -4,14 +4,15 @@
 //! Book: `book/src/pool.md`. Run: `cargo run --release -p lesson-pool --bin process-vs-pool`.
 //!
 //! Notice: each task only creates, writes and closes a file; what is timed is mostly the
-//! cost of starting processes and handing them work.
+//! cost of starting processes and handing them work, as the pool's own account of its
+//! workers' time shows.
 
 use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use multiprocessing::{Pool, Process};
+use multiprocessing::{Pool, Process, WorkerStats};
 
 /// How many files each way writes.
 const TASKS: usize = 10;
@@ -51,8 +52,16 @@ fn main() -> multiprocessing::Result<()> {
     let start = Instant::now();
     let pool = Pool::new(TASKS)?;
     pool.map(test, paths)?;
-    drop(pool);
+    pool.close();
+    pool.join()?;
     println!("Time taken {} seconds", start.elapsed().as_secs_f64());
+    // ANCHOR: insights
+    let all = WorkerStats::total(&pool.worker_stats());
+    println!(
+        "Pool workers: {:?} starting, {:?} working, {:?} waiting",
+        all.startup, all.working, all.waiting
+    );
+    // ANCHOR_END: insights
 
     fs::remove_dir_all(&dir).expect("the lesson's folder can be removed");
     Ok(())
