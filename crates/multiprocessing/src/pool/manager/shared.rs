@@ -95,8 +95,8 @@ impl Shared {
             manager.arm(index);
             (manager.workers[index].serial, socket)
         };
-        let ready = wait_readable(socket.as_fd(), deadline, "cannot wait for a pool worker")
-            .unwrap_or(false);
+        let waited = wait_readable(socket.as_fd(), deadline, "cannot wait for a pool worker");
+        let ready = matches!(waited, Ok(true));
         drop(socket);
         let mut manager = self.lock();
         if let Some(index) = manager.index_of(serial) {
@@ -114,7 +114,9 @@ impl Shared {
         if wake {
             self.wake.wake();
         }
-        true
+        // A wait that failed leaves the reply to the manager thread, and the waiter to sleep
+        // until it comes.
+        waited.is_ok()
     }
 }
 
