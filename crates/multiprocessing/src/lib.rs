@@ -31,6 +31,10 @@
 //! | `get_context('spawn')`, `set_start_method('forkserver')` | [`get_context`], [`set_start_method`], [`StartMethod`] |
 //! | `concurrent.futures.ProcessPoolExecutor`, `ThreadPoolExecutor` | [`futures`] |
 //! | `tqdm(pool.imap(f, xs), total=n)`, mpire's `progress_bar=True` | [`ProgressExt::progress`], [`progress`] |
+//! | pebble's `schedule(f, timeout=t)`, billiard's time limits | [`pool::Builder::task_timeout`], [`Pool::with_task_timeout`], [`futures::Future::terminate`] |
+//! | billiard's `max_memory_per_child`, a hard ceiling | [`pool::Builder::max_memory_per_child`], [`pool::Builder::memory_limit`] |
+//! | "a process in the process pool was terminated abruptly" | [`Error::WorkerDied`] and [`Diagnosis`]: pid, task, signal, peak memory |
+//! | mpire's worker insights | [`Pool::worker_stats`], [`WorkerStats`] |
 //!
 //! # Example
 //!
