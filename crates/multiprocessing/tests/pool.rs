@@ -193,6 +193,9 @@ fn a_worker_killed_mid_map_fails_its_task_and_the_pool_goes_on() {
                     })
                 );
                 assert!(death.pid.is_some() && death.ran_for.is_some(), "{death}");
+                assert!(death.peak_memory.is_some(), "{death}");
+                let message = death.to_string();
+                assert!(message.contains("SIGKILL") && message.contains("peak memory"));
             }
             (13, other) => panic!("item 13: {other:?}"),
             (_, Ok(value)) => assert_eq!(*value, i as u64 * 10),
