@@ -17,7 +17,7 @@ use crate::task::ChunkResults;
 use crate::window::Window;
 
 /// What came back for a chunk: its results as the worker encoded them (a
-/// [`ChunkResults`](crate::task::ChunkResults)), or why the whole chunk has none (its worker
+/// [`ChunkResults`]), or why the whole chunk has none (its worker
 /// died, the pool was terminated, its arguments could not be decoded).
 pub(crate) type ChunkResult = std::result::Result<Vec<u8>, Error>;
 

@@ -36,7 +36,7 @@ impl Manager {
     /// is sent work ahead only while there is more queued than there are workers, so that
     /// a job never waits behind another on one worker while a second worker could be idle,
     /// never a job that could still be cancelled, and only as much as its pace allows (see
-    /// [`Ahead`]).
+    /// [`Ahead`](crate::pool::ahead::Ahead)).
     ///
     /// The frames of a round go to each worker's outbox and out in one write per worker.
     pub(super) fn dispatch(&mut self) {

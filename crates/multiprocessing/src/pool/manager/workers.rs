@@ -24,7 +24,7 @@ pub(super) struct Worker {
     /// Names it among the pool's workers, in the epoll set and across a borrow of its
     /// socket (its place in the list may change meanwhile).
     pub(super) serial: u64,
-    /// Borrowed by a thread that waits for the job it runs (see [`Shared::drive`]): only
+    /// Borrowed by a thread that waits for the job it runs (see [`Shared::drive`](super::Shared::drive)): only
     /// that thread reads its socket, and the manager leaves it be.
     pub(super) lent: bool,
     /// What the epoll set watches its socket for.
@@ -32,11 +32,11 @@ pub(super) struct Worker {
     /// The out-of-memory killer's count in this program's cgroup when it started, if the
     /// system keeps one.
     pub(super) oom_kills: Option<u64>,
-    /// Its place in the pool's [`Timelines`].
+    /// Its place in the pool's [`Timelines`](crate::pool::stats::Timelines).
     pub(super) timeline: usize,
     pub(super) conn: Connection,
     /// A duplicate of its socket, made once, for a waiter to sleep on while it borrows the
-    /// socket (see [`Shared::drive`](super::Shared)): shared, so that it stays open as long as
+    /// socket (see [`Shared::drive`](super::Shared::drive)): shared, so that it stays open as long as
     /// the waiter sleeps, even if the worker is gone by then.
     pub(super) watch: Arc<OwnedFd>,
     /// The jobs sent to it, oldest (the one it runs) first; it answers them in order.
