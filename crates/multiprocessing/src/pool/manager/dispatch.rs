@@ -96,8 +96,8 @@ impl Manager {
         }
     }
 
-    /// The worker that holds the fewest inputs and may take `next` more, if any may; only
-    /// an idle one for a job that is `cancellable`.
+    /// The worker that holds the fewest inputs and may take `next` more, if any may, the one
+    /// sent the fewest jobs among equals; only an idle one for a job that is `cancellable`.
     pub(super) fn least_busy_with_room(&self, next: usize, cancellable: bool) -> Option<usize> {
         let limit = self.options.maxtasksperchild.unwrap_or(usize::MAX);
         // A worker that may have to be replaced after any task is never sent work ahead.
@@ -111,7 +111,9 @@ impl Manager {
                 !worker.ended && !worker.lent && !worker.retiring && worker.sent < limit
             })
             .filter(|(_, worker)| worker.jobs.is_empty() || (plenty && worker.ahead.has_room(next)))
-            .min_by_key(|(_, worker)| worker.ahead.held())
+            // Among equals, the one sent the fewest jobs: a caller that hands jobs over one
+            // at a time spreads them over the idle workers, not all to the first.
+            .min_by_key(|(_, worker)| (worker.ahead.held(), worker.sent))
             .map(|(index, _)| index)
     }
 
