@@ -7,6 +7,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::prctl;
 use nix::sys::signal::Signal;
@@ -24,6 +25,11 @@ thread_local! {
     /// True while a pool task runs on this thread.
     static IN_TASK: Cell<bool> = const { Cell::new(false) };
 }
+
+/// Set in a child made by [`fork`]: a copy of one thread of a parent that may have had others,
+/// any of which may have held, at the moment of the fork, a lock that capturing a backtrace
+/// takes (the standard library's, or the dynamic loader's), and would wait for forever.
+static FORKED: AtomicBool = AtomicBool::new(false);
 
 /// Runs a pool task: a panic becomes `Err` with its description (where, and the message),
 /// and is not printed. [`exit`] inside the task still ends the process.
@@ -150,7 +156,8 @@ pub(super) fn fork(target: &mut Option<Target>, child_state: Box<State>) -> nix:
     // SAFETY: the child starts with only this thread. It must not touch anything another
     // thread may have held locked at the moment of the fork. It uses: the stdout/stderr
     // locks (held by this thread, so free for it), the allocator (glibc makes malloc safe
-    // across fork), and its own freshly built `State` (allocated here, never locked). It
+    // across fork), and its own freshly built `State` (allocated here, never locked); its
+    // panics are reported without a backtrace, whose capture takes locks (`FORKED`). It
     // never returns from this function: it ends with `_exit`, so no parent code runs in it.
     match unsafe { nix::unistd::fork() }? {
         ForkResult::Parent { child } => {
@@ -158,6 +165,7 @@ pub(super) fn fork(target: &mut Option<Target>, child_state: Box<State>) -> nix:
             Ok(child)
         }
         ForkResult::Child => {
+            FORKED.store(true, Ordering::Relaxed);
             drop(stderr);
             drop(stdout);
             let target = target.take().expect("the target is present until the fork");
@@ -242,6 +250,12 @@ fn install_panic_hook() {
                 TASK_PANIC.set(Some(describe_panic(info).trim_end().to_owned()));
             } else if IN_TARGET.get() {
                 report(&describe_panic(info));
+            } else if FORKED.load(Ordering::Relaxed) {
+                // The default hook would capture a backtrace too.
+                let thread = std::thread::current();
+                let name = thread.name().unwrap_or("<unnamed>");
+                let text = format!("thread '{name}' {}", describe_panic(info));
+                let _ = io::stderr().lock().write_all(text.as_bytes());
             } else {
                 previous(info);
             }
@@ -249,13 +263,17 @@ fn install_panic_hook() {
     });
 }
 
-/// `panicked at src/main.rs:3:5:`, the message, and a backtrace if `RUST_BACKTRACE` asks.
+/// `panicked at src/main.rs:3:5:`, the message, and a backtrace if `RUST_BACKTRACE` asks,
+/// except in a child made by [`fork`] (see [`FORKED`]).
 fn describe_panic(info: &PanicHookInfo<'_>) -> String {
     let mut text = String::from("panicked");
     if let Some(location) = info.location() {
         text.push_str(&format!(" at {location}"));
     }
     text.push_str(&format!(":\n{}\n", payload_text(info.payload())));
+    if FORKED.load(Ordering::Relaxed) {
+        return text;
+    }
     let backtrace = Backtrace::capture();
     if backtrace.status() == BacktraceStatus::Captured {
         text.push_str(&format!("stack backtrace:\n{backtrace}\n"));
