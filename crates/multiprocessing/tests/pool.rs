@@ -11,7 +11,7 @@ use common::{PATIENCE, Touchy, exists, touchy};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::sleep;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use multiprocessing::{Error, ExitStatus, Pool, TaskPlace};
 
@@ -397,7 +397,6 @@ fn a_failing_initializer_is_reported_by_new_not_retried_forever() {
 #[test]
 fn daemons_and_pool_workers_die_with_a_parent_killed_outright() {
     use std::io::{BufRead, Write};
-    use std::time::Instant;
 
     // A supervisor adopts the orphans (a child subreaper), so that it can see how they end.
     let supervisor = multiprocessing::Process::new(|| {
@@ -659,8 +658,12 @@ fn a_waiter_that_gives_up_leaves_the_reply_to_the_pool() {
         slow.get_timeout(Duration::from_millis(20)),
         Err(Error::Timeout { .. })
     ));
-    sleep(Duration::from_millis(400));
-    assert!(slow.ready(), "the manager thread took the reply in");
+    // With nobody waiting, the manager thread takes the reply in.
+    let deadline = Instant::now() + PATIENCE;
+    while !slow.ready() {
+        assert!(Instant::now() < deadline, "nobody took the reply in");
+        sleep(Duration::from_millis(5));
+    }
     assert_eq!(slow.get_timeout(PATIENCE).unwrap(), 300);
     assert_eq!(pool.apply(square, 7).unwrap(), 49);
 }
