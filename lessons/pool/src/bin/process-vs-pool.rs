@@ -55,13 +55,11 @@ fn main() -> multiprocessing::Result<()> {
     pool.close();
     pool.join()?;
     println!("Time taken {} seconds", start.elapsed().as_secs_f64());
-    // ANCHOR: insights
     let all = WorkerStats::total(&pool.worker_stats());
     println!(
         "Pool workers: {:?} starting, {:?} working, {:?} waiting",
         all.startup, all.working, all.waiting
     );
-    // ANCHOR_END: insights
 
     fs::remove_dir_all(&dir).expect("the lesson's folder can be removed");
     Ok(())
