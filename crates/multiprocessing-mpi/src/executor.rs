@@ -2,7 +2,6 @@
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -81,7 +80,6 @@ pub struct MpiPoolExecutor<'w> {
     jobs: Option<Sender<Job>>,
     manager: Option<JoinHandle<()>>,
     promises: Promises,
-    outstanding: Mutex<Vec<Box<dyn Cancel>>>,
 }
 
 impl std::fmt::Debug for MpiPoolExecutor<'_> {
@@ -120,7 +118,6 @@ impl<'w> MpiPoolExecutor<'w> {
             jobs: Some(jobs),
             manager: Some(manager),
             promises: Promises::new(),
-            outstanding: Mutex::new(Vec::new()),
         })
     }
 
@@ -142,7 +139,6 @@ impl<'w> MpiPoolExecutor<'w> {
         let jobs = self.jobs.as_ref().ok_or(Error::Shutdown)?;
         let command = Command::run(Task::new(f).to_ref(), std::slice::from_ref(&arg))?;
         let (future, promise) = self.promises.future();
-        self.track(&future);
         jobs.send(Job {
             command,
             promise,
@@ -189,9 +185,7 @@ impl<'w> MpiPoolExecutor<'w> {
     /// finished, else at once (the next use of the world, or its drop, waits for them).
     pub fn shutdown(&mut self, wait: bool, cancel_futures: bool) {
         if cancel_futures {
-            for future in lock(&self.outstanding).drain(..) {
-                future.cancel();
-            }
+            self.promises.cancel_pending();
         }
         self.jobs = None;
         if let Some(manager) = self.manager.take() {
@@ -203,41 +197,12 @@ impl<'w> MpiPoolExecutor<'w> {
             }
         }
     }
-
-    /// Keeps `future` to cancel at shutdown, dropping those done, now and then.
-    fn track<R: Send + Sync + 'static>(&self, future: &Future<R>) {
-        let mut outstanding = lock(&self.outstanding);
-        if outstanding.len() >= 64 && outstanding.len().is_power_of_two() {
-            outstanding.retain(|future| !future.done());
-        }
-        outstanding.push(Box::new(future.clone()));
-    }
 }
 
 impl Drop for MpiPoolExecutor<'_> {
     fn drop(&mut self) {
         self.shutdown(true, false);
     }
-}
-
-/// What the executor keeps of a future it may have to cancel.
-trait Cancel: Send {
-    fn cancel(&self) -> bool;
-    fn done(&self) -> bool;
-}
-
-impl<R: Send + Sync + 'static> Cancel for Future<R> {
-    fn cancel(&self) -> bool {
-        Future::cancel(self)
-    }
-
-    fn done(&self) -> bool {
-        Future::done(self)
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The longest the manager sleeps between two looks for results, while calls are out.

@@ -265,13 +265,18 @@ struct Tracked {
 impl Outstanding {
     pub(super) fn track<R: Send + Sync + 'static>(&self, future: &Future<R>) -> Result<()> {
         self.check_open()?;
+        self.keep(future);
+        Ok(())
+    }
+
+    /// Keeps `future` to cancel later, open or not.
+    pub(super) fn keep<R: Send + Sync + 'static>(&self, future: &Future<R>) {
         let mut tracked = lock(&self.futures);
         if tracked.futures.len() >= tracked.prune_at {
             tracked.futures.retain(|future| !future.done());
             tracked.prune_at = (2 * tracked.futures.len()).max(64);
         }
         tracked.futures.push(Box::new(future.clone()));
-        Ok(())
     }
 
     pub(super) fn check_open(&self) -> Result<()> {
@@ -286,9 +291,14 @@ impl Outstanding {
     pub(super) fn shut_down(&self, cancel: bool) {
         self.shut_down.store(true, Ordering::SeqCst);
         if cancel {
-            for future in lock(&self.futures).futures.drain(..) {
-                future.cancel();
-            }
+            self.cancel_pending();
+        }
+    }
+
+    /// Cancels every future kept that has not started, and forgets them all.
+    pub(super) fn cancel_pending(&self) {
+        for future in lock(&self.futures).futures.drain(..) {
+            future.cancel();
         }
     }
 }

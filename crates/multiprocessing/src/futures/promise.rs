@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
 
-use super::future::{Future, Payload};
+use super::future::{Future, Outstanding, Payload};
 use super::map::Map;
 use crate::completion::{Completer, Dispatcher, completion};
 use crate::error::{Error, Result};
@@ -49,6 +49,8 @@ use crate::window::{EncodedChunk, Pending, Window};
 #[derive(Default)]
 pub struct Promises {
     callbacks: Dispatcher,
+    /// The futures handed out, for [`cancel_pending`](Promises::cancel_pending).
+    outstanding: Outstanding,
 }
 
 impl std::fmt::Debug for Promises {
@@ -69,7 +71,16 @@ impl Promises {
         R: DeserializeOwned + Send + Sync + 'static,
     {
         let (completion, completer) = completion(Some(&self.callbacks));
-        (Future::new(completion), Promise(Box::new(Call(completer))))
+        let future = Future::new(completion);
+        self.outstanding.keep(&future);
+        (future, Promise(Box::new(Call(completer))))
+    }
+
+    /// Cancels every future from [`future`](Promises::future) whose call has not started (its
+    /// promise's [`set_running_or_notify_cancel`](Promise::set_running_or_notify_cancel) will
+    /// say `false`): what an executor's `shutdown(cancel_futures=True)` does.
+    pub fn cancel_pending(&self) {
+        self.outstanding.cancel_pending();
     }
 
     /// Takes no more callbacks, and returns once those already due have run: call it once
