@@ -41,9 +41,9 @@ pub struct Builder {
     initializer: Option<fn()>,
     method: Option<StartMethod>,
     max_tasks_per_child: Option<usize>,
-    task_timeout: Option<std::time::Duration>,
-    max_memory_per_child: Option<u64>,
-    memory_limit: Option<u64>,
+    /// The options a process executor passes to its pool as they are: time limits and
+    /// memory ceilings.
+    pool: pool::Builder,
 }
 
 impl Builder {
@@ -81,14 +81,14 @@ impl Builder {
     /// call fails alone with [`Error::TaskTimedOut`], its worker is stopped and replaced, and
     /// the executor does not break. See [`pool::Builder::task_timeout`].
     pub fn task_timeout(mut self, limit: std::time::Duration) -> Builder {
-        self.task_timeout = Some(limit);
+        self.pool = self.pool.task_timeout(limit);
         self
     }
 
     /// How much memory a process executor's worker may hold after a call before it is
     /// replaced; see [`pool::Builder::max_memory_per_child`].
     pub fn max_memory_per_child(mut self, bytes: u64) -> Builder {
-        self.max_memory_per_child = Some(bytes);
+        self.pool = self.pool.max_memory_per_child(bytes);
         self
     }
 
@@ -96,7 +96,7 @@ impl Builder {
     /// fails alone with [`Error::MemoryLimitExceeded`], and the executor does not break; see
     /// [`pool::Builder::memory_limit`].
     pub fn memory_limit(mut self, bytes: u64) -> Builder {
-        self.memory_limit = Some(bytes);
+        self.pool = self.pool.memory_limit(bytes);
         self
     }
 
@@ -116,23 +116,12 @@ impl Builder {
             (None, Some(_)) => StartMethod::Spawn,
             (None, None) => crate::get_start_method(),
         };
-        let mut options = pool::Builder::default()
-            .processes(self.workers()?)
-            .start_method(method);
+        let mut options = self.pool.processes(self.workers()?).start_method(method);
         if let Some(initializer) = self.initializer {
             options = options.initializer(initializer);
         }
         if let Some(tasks) = self.max_tasks_per_child {
             options = options.maxtasksperchild(tasks);
-        }
-        if let Some(limit) = self.task_timeout {
-            options = options.task_timeout(limit);
-        }
-        if let Some(bytes) = self.max_memory_per_child {
-            options = options.max_memory_per_child(bytes);
-        }
-        if let Some(bytes) = self.memory_limit {
-            options = options.memory_limit(bytes);
         }
         ProcessPoolExecutor::start(options)
     }
