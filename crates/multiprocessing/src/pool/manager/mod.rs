@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::poll::PollTimeout;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
@@ -330,10 +330,7 @@ impl Manager {
             if !self.workers[index].ended {
                 continue;
             }
-            end(&self.workers[index].process, TERMINATE_GRACE);
-            self.timelines
-                .update(self.workers[index].timeline, |t| t.end(Instant::now()));
-            self.forget(&self.workers[index]);
+            self.bury(&self.workers[index]);
             match self.start_worker() {
                 Ok(worker) => self.workers[index] = worker,
                 Err(error) => {
@@ -356,10 +353,7 @@ impl Manager {
             let _ = worker.conn.send_bytes(&[EXIT]);
         }
         for worker in std::mem::take(&mut self.workers) {
-            end(&worker.process, TERMINATE_GRACE);
-            self.timelines
-                .update(worker.timeline, |t| t.end(Instant::now()));
-            self.forget(&worker);
+            self.bury(&worker);
         }
     }
 
@@ -373,10 +367,7 @@ impl Manager {
             let _ = worker.process.terminate();
         }
         for worker in std::mem::take(&mut self.workers) {
-            end(&worker.process, TERMINATE_GRACE);
-            self.timelines
-                .update(worker.timeline, |t| t.end(Instant::now()));
-            self.forget(&worker);
+            self.bury(&worker);
             for sent in worker.jobs {
                 sent.job.fail(error);
             }

@@ -87,8 +87,12 @@ impl Manager {
         Ok(())
     }
 
-    /// Takes a worker out of the epoll set, before its socket closes.
-    pub(super) fn forget(&self, worker: &Worker) {
+    /// Waits for a worker leaving the pool to end (killing it after [`TERMINATE_GRACE`]),
+    /// notes when, and takes it out of the epoll set before its socket closes.
+    pub(super) fn bury(&self, worker: &Worker) {
+        end(&worker.process, TERMINATE_GRACE);
+        self.timelines
+            .update(worker.timeline, |t| t.end(Instant::now()));
         let _ = self.epoll.delete(worker.conn.as_fd());
     }
 
@@ -148,31 +152,16 @@ impl Manager {
             });
         }
         let ready = Instant::now();
-        if let Some(limit) = self.options.memory_limit {
-            limit_memory(&process, limit)?;
-        }
+        let serial = self.next_serial;
+        // The rest of its set-up; a worker it fails for is ended here, not left running.
+        let watch = self.watch(&process, &conn, serial).inspect_err(|_| {
+            let _ = process.kill();
+            end(&process, TERMINATE_GRACE);
+        })?;
+        self.next_serial += 1;
         let timeline =
             self.timelines
                 .add(Timeline::new(process.name(), process.pid(), born, ready));
-        let serial = self.next_serial;
-        self.next_serial += 1;
-        if let Err(errno) = self
-            .epoll
-            .add(conn.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, serial))
-        {
-            let _ = process.kill();
-            end(&process, TERMINATE_GRACE);
-            return Err(Error::os("cannot watch a pool worker")(errno));
-        }
-        let watch = match conn.as_fd().try_clone_to_owned() {
-            Ok(watch) => Arc::new(watch),
-            Err(error) => {
-                let _ = self.epoll.delete(conn.as_fd());
-                let _ = process.kill();
-                end(&process, TERMINATE_GRACE);
-                return Err(Error::io("cannot watch a pool worker")(error));
-            }
-        };
         Ok(Worker {
             process,
             serial,
@@ -191,6 +180,22 @@ impl Manager {
             retiring: false,
             ended: false,
         })
+    }
+
+    /// Caps a new worker's memory if the pool has a ceiling, and has the epoll set watch its
+    /// socket under `serial`; returns the duplicate of the socket a waiter sleeps on.
+    fn watch(&self, process: &Process, conn: &Connection, serial: u64) -> Result<Arc<OwnedFd>> {
+        if let Some(limit) = self.options.memory_limit {
+            limit_memory(process, limit)?;
+        }
+        let watch = conn
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(Error::io("cannot watch a pool worker"))?;
+        self.epoll
+            .add(conn.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, serial))
+            .map_err(Error::os("cannot watch a pool worker"))?;
+        Ok(Arc::new(watch))
     }
 }
 
