@@ -181,8 +181,12 @@ impl Manager {
     }
 }
 
-/// Whether a worker's reply is waiting to be read, without waiting for one.
-pub(super) fn readable(conn: &Connection) -> bool {
+/// Whether a worker's reply (or the end of its socket) is waiting to be read, read ahead
+/// already or in the socket, without waiting for one.
+pub(super) fn has_reply(conn: &Connection) -> bool {
+    if conn.has_read_ahead() {
+        return true;
+    }
     let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLIN)];
     matches!(nix::poll::poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
 }

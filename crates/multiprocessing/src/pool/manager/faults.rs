@@ -5,12 +5,12 @@ use std::time::Instant;
 
 use nix::poll::PollTimeout;
 
-use super::{Manager, TERMINATE_GRACE, Worker, end, readable};
+use super::{Manager, TERMINATE_GRACE, Worker, end, has_reply};
 use crate::diagnosis::Diagnosis;
 use crate::error::Error;
 use crate::pool::OnWorkerDeath;
 use crate::pool::job::Job;
-use crate::process::{ExitStatus, oom};
+use crate::process::ExitStatus;
 
 impl Manager {
     /// A worker's socket broke: wait for it to end, fail the job it was running, and give
@@ -24,9 +24,8 @@ impl Manager {
         if self.workers[index].ended {
             return;
         }
-        let now = Instant::now();
-        let status = self.end_worker(index, now);
-        let diagnosis = Box::new(self.diagnose(index, status, now));
+        let diagnosis = Box::new(self.end_worker(index, Instant::now()));
+        let status = diagnosis.status;
         log::warn!("pool worker ended unexpectedly: {diagnosis}");
         let error = match self.options.memory_limit {
             Some(limit)
@@ -64,7 +63,7 @@ impl Manager {
             // A reply that came in meanwhile wins: the job is done, not stopped. (The socket
             // of a lent worker is its borrower's to read.)
             let worker = &self.workers[index];
-            if !worker.lent && (worker.conn.has_read_ahead() || readable(&worker.conn)) {
+            if !worker.lent && has_reply(&worker.conn) {
                 self.collect(index);
                 continue;
             }
@@ -81,8 +80,7 @@ impl Manager {
             .front()
             .and_then(|sent| sent.job.limit);
         let _ = self.workers[index].process.terminate();
-        let status = self.end_worker(index, now);
-        let diagnosis = self.diagnose(index, status, now);
+        let diagnosis = self.end_worker(index, now);
         match limit.filter(|_| overdue) {
             Some(limit) => {
                 let error = Error::TaskTimedOut {
@@ -99,24 +97,13 @@ impl Manager {
         }
     }
 
-    /// Marks a worker ended, waits for it to end, and notes when; returns how it ended.
-    pub(super) fn end_worker(&mut self, index: usize, now: Instant) -> ExitStatus {
+    /// Marks a worker ended, waits for it to end, and notes when; returns its diagnosis.
+    pub(super) fn end_worker(&mut self, index: usize, now: Instant) -> Diagnosis {
         let worker = &mut self.workers[index];
         worker.ended = true;
         let status = end(&worker.process, TERMINATE_GRACE);
         self.timelines.update(worker.timeline, |t| t.end(now));
-        status
-    }
-
-    /// What the worker at `index` was doing when it ended `status`, the most memory it
-    /// held, and whether the kernel's out-of-memory killer most likely ended it.
-    pub(super) fn diagnose(&self, index: usize, status: ExitStatus, now: Instant) -> Diagnosis {
-        let worker = &self.workers[index];
-        let mut diagnosis = worker.diagnose(status, now);
-        let usage = worker.process.usage();
-        diagnosis.peak_memory = usage.map(|usage| usage.peak_rss);
-        diagnosis.likely_oom = oom::likely_oom(status, usage, worker.oom_kills, None);
-        diagnosis
+        worker.diagnose(status, now)
     }
 
     /// Ends the jobs of a worker that is gone with `fail`: the job it was running, or a later

@@ -28,7 +28,7 @@ use super::worker::EXIT;
 use crate::error::{Error, Result};
 use crate::start::StartMethod;
 
-use dispatch::readable;
+use dispatch::has_reply;
 pub(in crate::pool) use shared::driver;
 pub(crate) use shared::{Shared, Waker};
 use workers::{Worker, end};
@@ -279,7 +279,7 @@ impl Manager {
             // The report may be stale: a waiter may have borrowed the socket and read the
             // reply between the report and this lock.
             let conn = &self.workers[index].conn;
-            if conn.has_read_ahead() || readable(conn) {
+            if has_reply(conn) {
                 self.collect(index);
             }
         } else if events.contains(EpollFlags::EPOLLOUT) {

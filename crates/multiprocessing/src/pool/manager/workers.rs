@@ -67,7 +67,8 @@ impl Worker {
         Some(self.started + front.job.limit?)
     }
 
-    /// Its current job and what it ran, for a diagnosis.
+    /// Why it ended `status` at `now`: its current job and how long that had run, the most
+    /// memory it held, and whether the kernel's out-of-memory killer most likely ended it.
     pub(super) fn diagnose(&self, status: ExitStatus, now: Instant) -> Diagnosis {
         let mut diagnosis = Diagnosis::new(self.process.name(), status);
         diagnosis.pid = self.process.pid();
@@ -75,6 +76,9 @@ impl Worker {
             diagnosis.task = Some(front.job.place);
             diagnosis.ran_for = Some(now.saturating_duration_since(self.started));
         }
+        let usage = self.process.usage();
+        diagnosis.peak_memory = usage.map(|usage| usage.peak_rss);
+        diagnosis.likely_oom = oom::likely_oom(status, usage, self.oom_kills, None);
         diagnosis
     }
 }
